@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Tests load the built bundles, so build them once before any test file runs.
+    globalSetup: ["test/support/build-once.ts"],
+    // One test waits out the real 4.5 s deadline against a server that never answers.
+    testTimeout: 15_000,
+    reporters: ["default", "./test/support/count-reporter.ts"],
+  },
+});
