@@ -1,0 +1,31 @@
+// Entry points only. The Segment destination function's handlers; esbuild turns them into the
+// top-level `async function onX(event, settings)` declarations Segment expects (see build.mjs).
+
+import { segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
+import type { Fetch } from "./lib/refiner.ts";
+
+// Segment's runtime provides `fetch` (node-fetch v2) as a global, and Lambda's Node has its own:
+// read it per call, here only. Without one, every request fails as retryable instead of throwing
+// a ReferenceError that Segment would treat as a reason to discard the event.
+const noFetch: Fetch = () => Promise.reject(new Error("this runtime provides no fetch"));
+const runtime = () => ({
+  fetch: typeof fetch === "function" ? (fetch as unknown as Fetch) : noFetch,
+  startedAt: Date.now(),
+});
+
+export const onIdentify = (event: unknown, settings: unknown) =>
+  segmentHandler("identify", event, settings, runtime());
+export const onGroup = (event: unknown, settings: unknown) =>
+  segmentHandler("group", event, settings, runtime());
+export const onTrack = (event: unknown, settings: unknown) =>
+  segmentHandler("track", event, settings, runtime());
+export const onPage = (event: unknown, settings: unknown) =>
+  segmentHandler("page", event, settings, runtime());
+export const onScreen = (event: unknown, settings: unknown) =>
+  segmentHandler("screen", event, settings, runtime());
+export const onAlias = (event: unknown, settings: unknown) =>
+  segmentHandler("alias", event, settings, runtime());
+export const onDelete = (event: unknown, settings: unknown) =>
+  segmentHandler("delete", event, settings, runtime());
+export const onBatch = (events: unknown, settings: unknown) =>
+  segmentBatchHandler(events, settings, runtime());

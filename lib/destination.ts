@@ -1,0 +1,97 @@
+// The destination: settings and event in, Outcome out. Entry points (Segment function, Lambda)
+// only translate what comes back.
+
+import { type EventType, eventType, mapEvent } from "./mapping.ts";
+import {
+  type BatchItem,
+  invalid,
+  type Outcome,
+  retry,
+  toBatchItem,
+  toSegmentError,
+} from "./outcome.ts";
+import { type Fetch, send } from "./refiner.ts";
+import { parseSettings } from "./settings.ts";
+
+/**
+ * Segment kills a call after 5 s. Every Refiner request a call starts is given up 4.5 s after the
+ * call began, leaving time to report it as retryable.
+ */
+export const DEADLINE_MS = 4500;
+
+export interface Runtime {
+  fetch: Fetch;
+  /** When the handler began (epoch ms); the deadline counts from here. */
+  startedAt: number;
+}
+
+/** One event whose type is known from the handler Segment called. */
+export async function deliver(
+  type: EventType | "from-event",
+  event: unknown,
+  rawSettings: unknown,
+  runtime: Runtime,
+): Promise<Outcome> {
+  try {
+    const parsed = parseSettings(rawSettings);
+    if (!parsed.ok) return invalid(parsed.message);
+    const { settings } = parsed;
+
+    let resolved: EventType;
+    if (type === "from-event") {
+      const found = eventType(event);
+      if (!found.ok) return found.outcome;
+      resolved = found.type;
+    } else {
+      resolved = type;
+    }
+
+    const mapped = mapEvent(resolved, event, settings);
+    if (!mapped.ok) return mapped.outcome;
+    return await send(mapped.call, {
+      fetch: runtime.fetch,
+      settings,
+      deadline: runtime.startedAt + DEADLINE_MS,
+    });
+  } catch (error) {
+    // A bug here must not become an exception Segment silently discards: retrying keeps the event
+    // until the function is fixed.
+    return retry(
+      `Unexpected error in the Refiner destination: ${String((error as Error)?.message ?? error)}`,
+    );
+  }
+}
+
+/** A mixed batch: each event's own `type` decides; one result per event, in input order. */
+export async function deliverBatch(
+  events: readonly unknown[],
+  rawSettings: unknown,
+  runtime: Runtime,
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  for (const event of events) {
+    outcomes.push(await deliver("from-event", event, rawSettings, runtime));
+  }
+  return outcomes;
+}
+
+/** A Segment single-event handler: resolve on success, else throw the matching Segment error. */
+export async function segmentHandler(
+  type: EventType,
+  event: unknown,
+  settings: unknown,
+  runtime: Runtime,
+): Promise<void> {
+  const outcome = await deliver(type, event, settings, runtime);
+  if (outcome.kind !== "delivered") throw toSegmentError(outcome);
+}
+
+/** Segment's `onBatch`: one `{status, errormessage?}` per event, in input order. */
+export async function segmentBatchHandler(
+  events: unknown,
+  settings: unknown,
+  runtime: Runtime,
+): Promise<BatchItem[]> {
+  if (!Array.isArray(events)) throw toSegmentError(invalid("onBatch expects an array of events."));
+  return (await deliverBatch(events, settings, runtime)).map(toBatchItem);
+}

@@ -1,0 +1,154 @@
+// What became of one event, and the single place that decides retry-or-discard for an answer from
+// Refiner or a network failure. Every entry point (Segment function, onBatch, Lambda, webhook)
+// only translates an Outcome; none of them decides on its own.
+
+import { SegmentErrors } from "./errors.ts";
+
+export type Outcome =
+  | { kind: "delivered" }
+  /** Permanent: retrying the same event cannot succeed. */
+  | { kind: "rejected"; reason: "invalid" | "unsupported" | "api-key"; message: string }
+  /** Temporary: the same event may succeed later. `status` is 429 when Refiner throttled us. */
+  | { kind: "retry"; status: 429 | 500; message: string };
+
+export type Failure = Exclude<Outcome, { kind: "delivered" }>;
+
+export const DELIVERED: Outcome = { kind: "delivered" };
+
+/** Segment shows error messages to people; keep them readable and bounded whatever Refiner sends. */
+export const MAX_MESSAGE_LENGTH = 500;
+
+export function invalid(message: string): Failure {
+  return { kind: "rejected", reason: "invalid", message };
+}
+
+export function unsupported(message: string): Failure {
+  return { kind: "rejected", reason: "unsupported", message };
+}
+
+export function retry(message: string, status: 429 | 500 = 500): Failure {
+  return { kind: "retry", status, message };
+}
+
+/** An answer Refiner gave, reduced to what the decision needs. */
+export interface RefinerAnswer {
+  status: number;
+  /** The response body as text (possibly cut short). */
+  text: string;
+  retryAfter: string | null;
+}
+
+export interface ExchangeContext {
+  /** e.g. "POST /identify-user", for messages. */
+  request: string;
+  /** A 404 that is not about the API key means the contact is already gone. */
+  notFoundIsSuccess?: boolean;
+  /** Removed from every message, since Refiner may echo it. */
+  apiKey: string;
+}
+
+/** HTTP status, or the failure to get one, → what Segment should do with the event. */
+export function classify(
+  result: RefinerAnswer | { error: unknown },
+  ctx: ExchangeContext,
+): Outcome {
+  const say = (message: string) => redact(message, ctx.apiKey);
+
+  if ("error" in result) {
+    // Refused, reset, DNS failure, our own deadline: nothing was stored, so sending again is safe.
+    return retry(say(`Refiner could not be reached for ${ctx.request}: ${describe(result.error)}`));
+  }
+
+  const { status } = result;
+  const detail = errorText(result.text);
+  if (status >= 200 && status < 300) return DELIVERED;
+
+  if (status >= 300 && status < 400) {
+    return invalid(
+      say(
+        `Refiner answered ${status} (a redirect) to ${ctx.request}; redirects are not followed so the API key stays with apiBaseUrl. Check the apiBaseUrl setting.`,
+      ),
+    );
+  }
+
+  const aboutKey = status === 401 || status === 403 || (status === 404 && /api key/i.test(detail));
+  if (aboutKey) {
+    return {
+      kind: "rejected",
+      reason: "api-key",
+      message: say(
+        `Refiner rejected the API key (${status}${detail ? `: ${detail}` : ""}). Check the apiKey setting: it is the key under Refiner → Integrations.`,
+      ),
+    };
+  }
+  if (status === 404 && ctx.notFoundIsSuccess) return DELIVERED;
+
+  if (status === 408 || status === 429 || (status >= 500 && status !== 501)) {
+    const wait = status === 429 && result.retryAfter ? `; Retry-After: ${result.retryAfter}` : "";
+    return retry(
+      say(`Refiner answered ${status} to ${ctx.request}${detail ? `: ${detail}` : ""}${wait}`),
+      status === 429 ? 429 : 500,
+    );
+  }
+
+  if (status >= 400) {
+    return invalid(
+      say(`Refiner rejected ${ctx.request} with ${status}${detail ? `: ${detail}` : ""}`),
+    );
+  }
+
+  // 1xx and codes outside HTTP's range: nothing says the event was stored, so let Segment retry.
+  return retry(say(`Refiner gave an unexpected status ${status} to ${ctx.request}`));
+}
+
+/** Refiner puts its reason in `error` or `message`; anything else is shown as text. */
+function errorText(body: string): string {
+  const trimmed = body.trim();
+  if (trimmed.startsWith("{")) {
+    try {
+      const parsed: unknown = JSON.parse(trimmed);
+      if (parsed && typeof parsed === "object") {
+        const { error, message } = parsed as Record<string, unknown>;
+        if (typeof error === "string" && error) return error;
+        if (typeof message === "string" && message) return message;
+      }
+    } catch {
+      // not JSON after all: fall through to the raw text
+    }
+  }
+  return trimmed.replace(/\s+/g, " ");
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error || (error && typeof error === "object" && "message" in error)) {
+    const { message, code } = error as { message?: unknown; code?: unknown };
+    const text = typeof message === "string" ? message : "unknown error";
+    return typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text;
+  }
+  return String(error);
+}
+
+/** Never let the API key into a message, and keep messages short. */
+export function redact(message: string, apiKey: string): string {
+  const clean = apiKey ? message.split(apiKey).join("[redacted]") : message;
+  return clean.length > MAX_MESSAGE_LENGTH ? `${clean.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : clean;
+}
+
+/** The Segment error class for an outcome, for the single-event handlers. */
+export function toSegmentError(outcome: Failure): Error {
+  if (outcome.kind === "retry") return new SegmentErrors.RetryError(outcome.message);
+  if (outcome.reason === "unsupported") return new SegmentErrors.EventNotSupported(outcome.message);
+  return new SegmentErrors.ValidationError(outcome.message);
+}
+
+export interface BatchItem {
+  status: number;
+  errormessage?: string;
+}
+
+/** One `onBatch` result. Segment retries only the items whose status calls for it. */
+export function toBatchItem(outcome: Outcome): BatchItem {
+  if (outcome.kind === "delivered") return { status: 200 };
+  if (outcome.kind === "retry") return { status: outcome.status, errormessage: outcome.message };
+  return { status: outcome.reason === "api-key" ? 401 : 400, errormessage: outcome.message };
+}

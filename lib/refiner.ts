@@ -1,0 +1,115 @@
+// The Refiner REST API: the only code that speaks HTTP. One call in, one Outcome out.
+
+import { classify, type Outcome, retry } from "./outcome.ts";
+import type { Settings } from "./settings.ts";
+
+export type RefinerCall =
+  | { call: "identifyUser"; body: Record<string, unknown> }
+  | { call: "trackEvent"; body: Record<string, unknown> }
+  | { call: "deleteContact"; query: { id: string } | { email: string } };
+
+/** Every Refiner endpoint the destination uses (MAPPING.md, "Refiner REST API"). */
+export const ENDPOINTS = {
+  identifyUser: { method: "POST", path: "/identify-user" },
+  trackEvent: { method: "POST", path: "/track-event" },
+  deleteContact: { method: "DELETE", path: "/contact" },
+} as const;
+
+/**
+ * The part of `fetch` we use. Segment's is node-fetch v2 (which honours `timeout` but may lack
+ * AbortController); Lambda's is Node's own (which honours `signal` and ignores `timeout`).
+ */
+export type Fetch = (
+  url: string,
+  init: {
+    method: string;
+    headers: Record<string, string>;
+    body?: string;
+    redirect: "manual";
+    signal?: AbortSignal;
+    timeout?: number;
+  },
+) => Promise<FetchResponse>;
+
+export interface FetchResponse {
+  status: number;
+  headers: { get(name: string): string | null };
+  text(): Promise<string>;
+}
+
+export interface Transport {
+  fetch: Fetch;
+  settings: Settings;
+  /** Epoch ms after which nothing may still be waiting on Refiner. */
+  deadline: number;
+}
+
+export function describeCall(call: RefinerCall): string {
+  const { method, path } = ENDPOINTS[call.call];
+  return `${method} ${path}`;
+}
+
+export async function send(
+  call: RefinerCall,
+  { fetch, settings, deadline }: Transport,
+): Promise<Outcome> {
+  const { method, path } = ENDPOINTS[call.call];
+  const context = {
+    request: `${method} ${path}`,
+    apiKey: settings.apiKey,
+    notFoundIsSuccess: call.call === "deleteContact",
+  };
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) {
+    return retry(`Not sent: ${context.request} would have outlived Segment's 5 s limit.`);
+  }
+
+  const url =
+    call.call === "deleteContact"
+      ? `${settings.apiBaseUrl}${path}?${Object.entries(call.query)
+          .map(([key, value]) => `${key}=${encodeURIComponent(value)}`)
+          .join("&")}`
+      : `${settings.apiBaseUrl}${path}`;
+  const headers: Record<string, string> = {
+    Accept: "application/json",
+    Authorization: `Bearer ${settings.apiKey}`,
+  };
+  if ("body" in call) headers["Content-Type"] = "application/json";
+
+  // Three guards for one deadline: `signal` aborts Node's fetch, `timeout` aborts node-fetch v2
+  // (Segment's runtime may have no AbortController), and the race settles us in time whatever the
+  // fetch implementation does, including while a body trickles in.
+  const controller = typeof AbortController === "function" ? new AbortController() : undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<{ error: Error }>((resolve) => {
+    timer = setTimeout(() => {
+      controller?.abort();
+      resolve({
+        error: new Error(`no complete answer within ${remaining} ms, before Segment's 5 s limit`),
+      });
+    }, remaining);
+  });
+
+  const exchange = (async () => {
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        body: "body" in call ? JSON.stringify(call.body) : undefined,
+        redirect: "manual",
+        signal: controller?.signal,
+        timeout: remaining,
+      });
+      const text = await response.text();
+      return { status: response.status, text, retryAfter: response.headers.get("retry-after") };
+    } catch (error) {
+      return { error };
+    }
+  })();
+
+  try {
+    return classify(await Promise.race([exchange, expired]), context);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,117 @@
+// Segment traits → Refiner traits. Refiner stores flat strings, int32 integers, booleans and dates
+// (keys ending in `_at` / `_date`), and shows keys in snake_case; see MAPPING.md.
+
+export type TraitValue = string | number | boolean;
+export type Traits = Record<string, TraitValue>;
+
+const INT32_MAX = 2147483647;
+
+/** Objects nested deeper than this are sent as their JSON text, so hostile depth cannot hurt. */
+export const MAX_TRAIT_DEPTH = 8;
+
+const LOWER_OR_DIGIT_THEN_UPPER = /([\p{Ll}\p{N}])(\p{Lu})/gu;
+const UPPER_RUN_THEN_WORD = /(\p{Lu}+)(\p{Lu}\p{Ll})/gu;
+const NOT_LETTER_OR_DIGIT = /[^\p{L}\p{N}]+/gu;
+
+/** `firstName` → `first_name`, `HTMLTitle` → `html_title`, `total billed` → `total_billed`. */
+export function snakeCase(key: string): string {
+  return key
+    .replace(LOWER_OR_DIGIT_THEN_UPPER, "$1_$2")
+    .replace(UPPER_RUN_THEN_WORD, "$1_$2")
+    .replace(NOT_LETTER_OR_DIGIT, "_")
+    .toLowerCase()
+    .replace(/^_+|_+$/g, "");
+}
+
+export interface TraitOptions {
+  preserveKeys: boolean;
+  /** Top-level keys, as written, that are not traits (`id`, `email`, …). */
+  skip?: readonly string[];
+}
+
+/**
+ * Flattens and normalizes a traits object. Keys never touch a prototype: the result is built from
+ * entries, so `__proto__` and `constructor` are ordinary keys.
+ */
+export function normalizeTraits(source: Record<string, unknown>, options: TraitOptions): Traits {
+  const out = new Map<string, { value: TraitValue; exact: boolean }>();
+  const rename = options.preserveKeys ? (key: string) => key : snakeCase;
+
+  const put = (key: string, exact: boolean, value: TraitValue) => {
+    const existing = out.get(key);
+    // A key already written in snake_case beats one that only normalizes to it.
+    if (existing?.exact && !exact) return;
+    out.set(key, { value, exact });
+  };
+
+  const walk = (
+    object: Record<string, unknown>,
+    prefix: string,
+    rawPrefix: string,
+    depth: number,
+  ) => {
+    for (const [rawKey, value] of Object.entries(object)) {
+      if (depth === 0 && options.skip?.includes(rawKey)) continue;
+      const part = rename(rawKey);
+      if (!part) continue;
+      const key = prefix ? `${prefix}_${part}` : part;
+      const rawPath = rawPrefix ? `${rawPrefix}_${rawKey}` : rawKey;
+
+      if (isPlainObject(value)) {
+        if (depth + 1 < MAX_TRAIT_DEPTH) walk(value, key, rawPath, depth + 1);
+        else put(key, rawPath === key, jsonText(value));
+        continue;
+      }
+      const converted = traitValue(value);
+      if (converted !== undefined) put(key, rawPath === key, converted);
+    }
+  };
+
+  walk(source, "", "", 0);
+  return Object.fromEntries([...out].map(([key, { value }]) => [key, value]));
+}
+
+function traitValue(value: unknown): TraitValue | undefined {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (!Number.isFinite(value)) return undefined;
+      // Refiner keeps integers only in int32; a larger one (an id, a timestamp in ms) stays exact
+      // as text.
+      return Number.isInteger(value) && Math.abs(value) > INT32_MAX ? String(value) : value;
+    case "object":
+      if (Array.isArray(value)) return arrayValue(value);
+      return undefined; // null (plain objects are flattened by the caller)
+    default:
+      return undefined; // undefined, functions, symbols, bigint: not JSON data
+  }
+}
+
+function arrayValue(items: unknown[]): string {
+  const primitive = items.every(
+    (item) =>
+      item === null ||
+      typeof item === "string" ||
+      typeof item === "boolean" ||
+      (typeof item === "number" && Number.isFinite(item)),
+  );
+  if (!primitive) return jsonText(items);
+  return items
+    .filter((item) => item !== null)
+    .map(String)
+    .join(", ");
+}
+
+function jsonText(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? "";
+  } catch {
+    return "[not serializable]";
+  }
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
