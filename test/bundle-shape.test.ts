@@ -1,0 +1,47 @@
+// The pasteable script has the shape Segment's editor can load (RUNTIMES.md §1).
+
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { HANDLER_NAMES, loadSegmentFunction, SEGMENT_FUNCTION } from "./support/segment-runtime.ts";
+
+const code = readFileSync(SEGMENT_FUNCTION, "utf8");
+
+describe("dist/segment-function.js", () => {
+  it("opens with how to paste it and which settings to create", () => {
+    const header = code.slice(0, code.indexOf("\n\n"));
+    expect(header).toMatch(/^\/\/ Refiner destination for Segment/);
+    for (const setting of ["apiKey", "apiBaseUrl", "preserveTraitKeys"])
+      expect(header).toContain(setting);
+  });
+
+  it("declares every handler as a top-level async function", () => {
+    for (const name of HANDLER_NAMES) {
+      expect(code).toMatch(
+        new RegExp(`^async function ${name}\\((event|events), settings\\) \\{$`, "m"),
+      );
+    }
+  });
+
+  it("uses no module syntax and no require", () => {
+    expect(code).not.toMatch(/\brequire\s*\(/);
+    expect(code).not.toMatch(/^\s*(import|export)\s/m);
+    expect(code).not.toMatch(/module\.exports/);
+  });
+
+  it("is unminified", () => {
+    const longest = Math.max(...code.split("\n").map((line) => line.length));
+    expect(longest).toBeLessThan(300);
+  });
+
+  it("would fail to load in the loader if a handler were redeclared with const", () => {
+    // Guards the loader itself: it must reject what Segment rejects.
+    const broken = `${code}\nconst onTrack = 1;`;
+    const path = `${SEGMENT_FUNCTION}.broken-test.js`;
+    writeFileSync(path, broken);
+    try {
+      expect(() => loadSegmentFunction(path)).toThrow(/already been declared/);
+    } finally {
+      rmSync(path);
+    }
+  });
+});

@@ -1,0 +1,32 @@
+import { readFileSync } from "node:fs";
+import { expect } from "vitest";
+import type { RecordedRequest, RefinerEmulator } from "./refiner-emulator.ts";
+
+export const API_KEY = "rfk_test_3b9d2c7e41a84f0c9e6d5b2a1f8c7e3d";
+
+export function loadEvent(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
+}
+
+/** The single request Refiner received, checked to the header: method, path, auth and JSON body. */
+export function onlyRequest(emulator: RefinerEmulator): RecordedRequest {
+  expect(emulator.requests).toHaveLength(1);
+  return emulator.requests[0] as RecordedRequest;
+}
+
+export function expectRefinerRequest(
+  request: RecordedRequest,
+  expected: { method: string; path: string; body?: unknown },
+): void {
+  expect(request.method).toBe(expected.method);
+  expect(request.path).toBe(expected.path);
+  expect(request.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  expect(request.headers.accept).toBe("application/json");
+  if (expected.body === undefined) {
+    expect(request.body).toBeUndefined();
+    expect(request.headers["content-type"]).toBeUndefined();
+  } else {
+    expect(request.headers["content-type"]).toBe("application/json");
+    expect(request.body).toStrictEqual(expected.body);
+  }
+}

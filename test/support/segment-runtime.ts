@@ -1,0 +1,114 @@
+// Loads the built dist/segment-function.js the way Segment's runtime does: a `vm` context with only
+// the globals Segment documents (RUNTIMES.md §1), the script wrapped in a function that receives the
+// handler names, node-fetch v2 as `fetch`, and Segment's own error classes.
+
+import { webcrypto } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import vm from "node:vm";
+import nodeFetch, { Headers } from "node-fetch";
+
+export const SEGMENT_FUNCTION = fileURLToPath(
+  new URL("../../dist/segment-function.js", import.meta.url),
+);
+
+export const HANDLER_NAMES = [
+  "onIdentify",
+  "onGroup",
+  "onTrack",
+  "onPage",
+  "onScreen",
+  "onAlias",
+  "onDelete",
+  "onBatch",
+] as const;
+export type HandlerName = (typeof HANDLER_NAMES)[number];
+
+// Segment's classes, distinct from the bundle's own look-alikes: tests assert `instanceof` these,
+// which only holds when the bundle throws what the runtime gave it.
+export class RetryError extends Error {
+  override name = "RetryError";
+}
+export class ValidationError extends Error {
+  override name = "ValidationError";
+}
+export class EventNotSupported extends Error {
+  override name = "EventNotSupported";
+}
+export class InvalidEventPayload extends Error {
+  override name = "InvalidEventPayload";
+}
+
+export type Handler = (event: unknown, settings: unknown) => Promise<unknown>;
+
+export interface SegmentFunction {
+  handlers: Record<HandlerName, Handler>;
+  /** Everything the script wrote with console.*, one string per call. */
+  logs: string[];
+}
+
+export function loadSegmentFunction(path = SEGMENT_FUNCTION): SegmentFunction {
+  const code = readFileSync(path, "utf8");
+  const logs: string[] = [];
+  const capture =
+    (level: string) =>
+    (...args: unknown[]) => {
+      logs.push(
+        `${level}: ${args.map((arg) => (typeof arg === "string" ? arg : JSON.stringify(arg))).join(" ")}`,
+      );
+    };
+
+  const context = vm.createContext({
+    fetch: nodeFetch,
+    Headers,
+    URL,
+    URLSearchParams,
+    Buffer,
+    console: {
+      log: capture("log"),
+      info: capture("info"),
+      warn: capture("warn"),
+      error: capture("error"),
+    },
+    setTimeout,
+    clearTimeout,
+    setInterval,
+    clearInterval,
+    setImmediate,
+    clearImmediate,
+    atob,
+    btoa,
+    crypto: webcrypto,
+    RetryError,
+    ValidationError,
+    EventNotSupported,
+    InvalidEventPayload,
+  });
+
+  // The handler names are parameters, so a script that redeclares one with const/let fails to load
+  // here as it does in Segment.
+  const wrapper = `(function (exports, ${HANDLER_NAMES.join(", ")}) {\n${code}\n;${HANDLER_NAMES.map(
+    (name) => `exports.${name} = ${name};`,
+  ).join("\n")}\n})`;
+  const exports: Partial<Record<HandlerName, Handler>> = {};
+  const load = vm.runInContext(wrapper, context, { filename: "segment-function.js" }) as (
+    exports: object,
+  ) => void;
+  load(exports);
+
+  for (const name of HANDLER_NAMES) {
+    if (typeof exports[name] !== "function") throw new Error(`${name} is not a top-level function`);
+  }
+  return { handlers: exports as Record<HandlerName, Handler>, logs };
+}
+
+/** What a handler's promise settled to, with the rejection's class kept for assertions. */
+export async function settle(
+  promise: Promise<unknown>,
+): Promise<{ value?: unknown; error?: Error }> {
+  try {
+    return { value: await promise };
+  } catch (error) {
+    return { error: error as Error };
+  }
+}
