@@ -39,7 +39,7 @@ describe("dist/segment-function.js", () => {
     const path = `${SEGMENT_FUNCTION}.broken-test.js`;
     writeFileSync(path, broken);
     try {
-      expect(() => loadSegmentFunction(path)).toThrow(/already been declared/);
+      expect(() => loadSegmentFunction({ path })).toThrow(/already been declared/);
     } finally {
       rmSync(path);
     }

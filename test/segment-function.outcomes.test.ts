@@ -1,8 +1,9 @@
 // Every outcome row of MAPPING.md, and the settings checks, through the built bundle in the
 // Segment-style loader: what Refiner (or the network) did → which Segment error, which onBatch item.
 
-import { createServer, type Server } from "node:http";
+import { Agent, createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import nodeFetch from "node-fetch";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { API_KEY, loadEvent } from "./support/fixtures.ts";
 import {
@@ -161,6 +162,26 @@ describe("network failures", () => {
     expect(error).toBeInstanceOf(RetryError);
     expect(error?.message).toContain("Refiner could not be reached for POST /track-event");
     expect(error?.message).toContain("ECONNREFUSED");
+  });
+
+  it("retries a DNS failure", async () => {
+    // node-fetch's real resolution path, with a resolver that knows no host (no network needed).
+    const agent = new Agent({
+      lookup: (hostname, _options, callback) =>
+        callback(
+          Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: "ENOTFOUND" }),
+          "",
+          4,
+        ),
+    });
+    const { handlers } = loadSegmentFunction({
+      fetch: (url, init) => nodeFetch(url, { ...init, agent }),
+    });
+    const { error } = await settle(
+      handlers.onTrack(track(), { apiKey: API_KEY, apiBaseUrl: "http://localhost:9/v1" }),
+    );
+    expect(error).toBeInstanceOf(RetryError);
+    expect(error?.message).toContain("ENOTFOUND");
   });
 
   it("retries a connection dropped before the answer", async () => {

@@ -47,7 +47,16 @@ export interface SegmentFunction {
   logs: string[];
 }
 
-export function loadSegmentFunction(path = SEGMENT_FUNCTION): SegmentFunction {
+export interface LoadOptions {
+  path?: string;
+  /** Replaces node-fetch as the runtime's `fetch`, e.g. to route it through a failing resolver. */
+  fetch?: (url: nodeFetch.RequestInfo, init?: nodeFetch.RequestInit) => Promise<nodeFetch.Response>;
+}
+
+export function loadSegmentFunction({
+  path = SEGMENT_FUNCTION,
+  fetch = nodeFetch,
+}: LoadOptions = {}): SegmentFunction {
   const code = readFileSync(path, "utf8");
   const logs: string[] = [];
   const capture =
@@ -59,7 +68,7 @@ export function loadSegmentFunction(path = SEGMENT_FUNCTION): SegmentFunction {
     };
 
   const context = vm.createContext({
-    fetch: nodeFetch,
+    fetch,
     Headers,
     URL,
     URLSearchParams,
