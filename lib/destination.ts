@@ -1,5 +1,5 @@
-// The destination: settings and event in, Outcome out. Entry points (Segment function, Lambda)
-// only translate what comes back.
+// The destination: checked settings and an event in, Outcome out. Entry points (Segment function,
+// Lambda) check the settings and translate what comes back.
 
 import { type EventType, eventType, mapEvent } from "./mapping.ts";
 import {
@@ -11,7 +11,7 @@ import {
   toSegmentError,
 } from "./outcome.ts";
 import { type Fetch, send } from "./refiner.ts";
-import { parseSettings } from "./settings.ts";
+import { parseSettings, type Settings } from "./settings.ts";
 
 /**
  * Segment kills a call after 5 s. Every Refiner request a call starts is given up 4.5 s after the
@@ -25,18 +25,17 @@ export interface Runtime {
   startedAt: number;
 }
 
-/** One event whose type is known from the handler Segment called. */
+/**
+ * One event. `type` comes from the Segment handler that was called, or, for batches and Lambda,
+ * from the event itself.
+ */
 export async function deliver(
   type: EventType | "from-event",
   event: unknown,
-  rawSettings: unknown,
+  settings: Settings,
   runtime: Runtime,
 ): Promise<Outcome> {
   try {
-    const parsed = parseSettings(rawSettings);
-    if (!parsed.ok) return invalid(parsed.message);
-    const { settings } = parsed;
-
     let resolved: EventType;
     if (type === "from-event") {
       const found = eventType(event);
@@ -62,15 +61,15 @@ export async function deliver(
   }
 }
 
-/** A mixed batch: each event's own `type` decides; one result per event, in input order. */
+/** A mixed batch: each event's own `type` decides; one outcome per event, in input order. */
 export async function deliverBatch(
   events: readonly unknown[],
-  rawSettings: unknown,
+  settings: Settings,
   runtime: Runtime,
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
   for (const event of events) {
-    outcomes.push(await deliver("from-event", event, rawSettings, runtime));
+    outcomes.push(await deliver("from-event", event, settings, runtime));
   }
   return outcomes;
 }
@@ -79,19 +78,26 @@ export async function deliverBatch(
 export async function segmentHandler(
   type: EventType,
   event: unknown,
-  settings: unknown,
+  rawSettings: unknown,
   runtime: Runtime,
 ): Promise<void> {
-  const outcome = await deliver(type, event, settings, runtime);
+  const parsed = parseSettings(rawSettings);
+  const outcome = parsed.ok
+    ? await deliver(type, event, parsed.settings, runtime)
+    : invalid(parsed.message);
   if (outcome.kind !== "delivered") throw toSegmentError(outcome);
 }
 
 /** Segment's `onBatch`: one `{status, errormessage?}` per event, in input order. */
 export async function segmentBatchHandler(
   events: unknown,
-  settings: unknown,
+  rawSettings: unknown,
   runtime: Runtime,
 ): Promise<BatchItem[]> {
   if (!Array.isArray(events)) throw toSegmentError(invalid("onBatch expects an array of events."));
-  return (await deliverBatch(events, settings, runtime)).map(toBatchItem);
+  const parsed = parseSettings(rawSettings);
+  const outcomes = parsed.ok
+    ? await deliverBatch(events, parsed.settings, runtime)
+    : events.map(() => invalid(parsed.message));
+  return outcomes.map(toBatchItem);
 }

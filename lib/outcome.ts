@@ -119,13 +119,14 @@ function errorText(body: string): string {
   return trimmed.replace(/\s+/g, " ");
 }
 
-function describe(error: unknown): string {
-  if (error instanceof Error || (error && typeof error === "object" && "message" in error)) {
-    const { message, code } = error as { message?: unknown; code?: unknown };
-    const text = typeof message === "string" ? message : "unknown error";
-    return typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text;
-  }
-  return String(error);
+function describe(error: unknown, depth = 0): string {
+  if (!error || typeof error !== "object") return String(error);
+  const { message, code, cause } = error as { message?: unknown; code?: unknown; cause?: unknown };
+  let text = typeof message === "string" && message ? message : "unknown error";
+  if (typeof code === "string" && !text.includes(code)) text += ` (${code})`;
+  // Node's own fetch says only "fetch failed"; the reason (ECONNREFUSED, …) is its cause.
+  if (cause && depth === 0) text += `: ${describe(cause, 1)}`;
+  return text;
 }
 
 /** Never let the API key into a message, and keep messages short. */

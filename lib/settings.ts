@@ -1,6 +1,6 @@
 // The destination's settings, as Segment passes them (`settings.apiKey`, …) or as Lambda reads them
 // from its environment. Checked on every call: Segment passes settings per call, and the check is
-// cheap next to a network round trip.
+// cheap next to a network round trip. Messages name each setting the way its reader configures it.
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
 
@@ -13,51 +13,71 @@ export interface Settings {
 
 export type SettingsResult = { ok: true; settings: Settings } | { ok: false; message: string };
 
-export function parseSettings(raw: unknown): SettingsResult {
+export type SettingNames = Record<keyof Settings, string>;
+
+/** How a Segment function's settings are named. */
+export const SEGMENT_SETTINGS: SettingNames = {
+  apiKey: "The apiKey setting",
+  apiBaseUrl: "The apiBaseUrl setting",
+  preserveTraitKeys: "The preserveTraitKeys setting",
+};
+
+/** How the Lambda's environment variables are named. */
+export const LAMBDA_ENVIRONMENT: SettingNames = {
+  apiKey: "REFINER_API_KEY",
+  apiBaseUrl: "REFINER_API_BASE_URL",
+  preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
+};
+
+export function parseSettings(
+  raw: unknown,
+  names: SettingNames = SEGMENT_SETTINGS,
+): SettingsResult {
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
 
   const apiKey = typeof given.apiKey === "string" ? given.apiKey.trim() : "";
   if (!apiKey) {
     return {
       ok: false,
-      message:
-        "The apiKey setting is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+      message: `${names.apiKey} is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).`,
     };
   }
 
-  const baseUrl = parseBaseUrl(given.apiBaseUrl);
+  const baseUrl = parseBaseUrl(given.apiBaseUrl, names.apiBaseUrl);
   if (!baseUrl.ok) return baseUrl;
 
   const preserve = parseBoolean(given.preserveTraitKeys);
   if (preserve === undefined) {
-    return { ok: false, message: "The preserveTraitKeys setting must be true or false." };
+    return { ok: false, message: `${names.preserveTraitKeys} must be true or false.` };
   }
 
   return { ok: true, settings: { apiKey, apiBaseUrl: baseUrl.url, preserveTraitKeys: preserve } };
 }
 
-function parseBaseUrl(value: unknown): { ok: true; url: string } | { ok: false; message: string } {
+function parseBaseUrl(
+  value: unknown,
+  name: string,
+): { ok: true; url: string } | { ok: false; message: string } {
   if (value === undefined || value === null || value === "") {
     return { ok: true, url: DEFAULT_API_BASE_URL };
   }
-  const fix = `Leave apiBaseUrl empty for ${DEFAULT_API_BASE_URL}, or give an https:// URL (plain http:// only to 127.0.0.1, localhost or [::1]).`;
-  if (typeof value !== "string")
-    return { ok: false, message: `The apiBaseUrl setting must be a string. ${fix}` };
+  const fix = `Leave it empty for ${DEFAULT_API_BASE_URL}, or give an https:// URL (plain http:// only to 127.0.0.1, localhost or [::1]).`;
+  if (typeof value !== "string") return { ok: false, message: `${name} must be a string. ${fix}` };
 
   let url: URL;
   try {
     url = new URL(value.trim());
   } catch {
-    return { ok: false, message: `The apiBaseUrl setting is not a URL. ${fix}` };
+    return { ok: false, message: `${name} is not a URL. ${fix}` };
   }
   // The URL itself is not echoed: it could carry credentials.
   if (url.username || url.password) {
-    return { ok: false, message: `The apiBaseUrl setting must not contain credentials. ${fix}` };
+    return { ok: false, message: `${name} must not contain credentials. ${fix}` };
   }
   if (url.search || url.hash) {
     return {
       ok: false,
-      message: `The apiBaseUrl setting must not have a query or fragment. ${fix}`,
+      message: `${name} must not have a query or fragment. ${fix}`,
     };
   }
   const secure =
@@ -65,7 +85,7 @@ function parseBaseUrl(value: unknown): { ok: true; url: string } | { ok: false; 
   if (!secure) {
     return {
       ok: false,
-      message: `The apiBaseUrl setting uses ${url.protocol}//${url.hostname}, which would send the API key unencrypted. ${fix}`,
+      message: `${name} uses ${url.protocol}//${url.hostname}, which would send the API key unencrypted. ${fix}`,
     };
   }
   return { ok: true, url: `${url.origin}${url.pathname.replace(/\/+$/, "")}` };
