@@ -1,6 +1,11 @@
-// Builds the two artifacts from handler.ts:
+// Builds the artifacts from handler.ts:
 //   dist/segment-function.js  a plain script to paste into Segment's function editor
-//   dist/lambda/handler.js    CommonJS for AWS Lambda (added by the Lambda entry points)
+//   dist/lambda/handler.js    CommonJS for AWS Lambda (serverless.yml)
+//   dist/dev/start.js         `npm start`: the webhook handler on localhost (not deployed)
+// A file is rewritten only when its content changes, so a build never truncates an artifact that a
+// running test or server is reading.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { build } from "esbuild";
 
 const SEGMENT_HANDLERS = [
@@ -30,23 +35,59 @@ const footer = SEGMENT_HANDLERS.map(
     `async function ${name}(${arg}, settings) {\n  return RefinerDestination.${name}(${arg}, settings);\n}`,
 ).join("\n");
 
-await build({
+const common = {
+  bundle: true,
+  charset: "utf8",
+  legalComments: "none",
+  logLevel: "warning",
+  write: false,
+};
+
+async function emit(options) {
+  const { outputFiles } = await build({ ...common, ...options });
+  for (const file of outputFiles) {
+    if (existsSync(file.path) && readFileSync(file.path).equals(file.contents)) continue;
+    mkdirSync(dirname(file.path), { recursive: true });
+    writeFileSync(file.path, file.contents);
+  }
+  return outputFiles;
+}
+
+const [pasteable] = await emit({
   stdin: {
     contents: `export { ${SEGMENT_HANDLERS.map(([name]) => name).join(", ")} } from "./handler.ts";`,
     resolveDir: import.meta.dirname,
     sourcefile: "segment-function.ts",
     loader: "ts",
   },
-  bundle: true,
   format: "iife",
   globalName: "RefinerDestination",
   platform: "neutral",
+  // Only the Lambda handlers import node: modules; the Segment entry does not use them and
+  // package.json's "sideEffects": false lets esbuild drop them. The check below proves it.
+  external: ["node:*"],
   target: "node18",
   minify: false,
-  legalComments: "none",
-  charset: "utf8",
   banner: { js: banner },
   footer: { js: footer },
   outfile: "dist/segment-function.js",
-  logLevel: "warning",
+});
+if (/\brequire\s*\(/.test(pasteable.text)) {
+  throw new Error("dist/segment-function.js calls require(), which Segment's editor cannot load");
+}
+
+await emit({
+  entryPoints: ["handler.ts"],
+  format: "cjs",
+  platform: "node",
+  target: "node22",
+  outfile: "dist/lambda/handler.js",
+});
+
+await emit({
+  entryPoints: ["scripts/start.ts"],
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  outfile: "dist/dev/start.js",
 });

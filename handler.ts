@@ -1,14 +1,19 @@
-// Entry points only. The Segment destination function's handlers; esbuild turns them into the
-// top-level `async function onX(event, settings)` declarations Segment expects (see build.mjs).
+// Entry points only.
+// - onIdentify … onBatch: the Segment destination function's handlers; build.mjs turns them into the
+//   top-level `async function onX(event, settings)` declarations Segment's editor expects.
+// - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment.
 
-import { segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
+import { configFromEnvironment, invokeDirect } from "./lib/lambda.ts";
 import type { Fetch } from "./lib/refiner.ts";
+import { handleWebhook } from "./lib/webhook.ts";
 
 // Segment's runtime provides `fetch` (node-fetch v2) as a global, and Lambda's Node has its own:
 // read it per call, here only. Without one, every request fails as retryable instead of throwing
 // a ReferenceError that Segment would treat as a reason to discard the event.
 const noFetch: Fetch = () => Promise.reject(new Error("this runtime provides no fetch"));
-const runtime = () => ({
+const runtime = (): Runtime => ({
   fetch: typeof fetch === "function" ? (fetch as unknown as Fetch) : noFetch,
   startedAt: Date.now(),
 });
@@ -29,3 +34,11 @@ export const onDelete = (event: unknown, settings: unknown) =>
   segmentHandler("delete", event, settings, runtime());
 export const onBatch = (events: unknown, settings: unknown) =>
   segmentBatchHandler(events, settings, runtime());
+
+/** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
+export const segment = (event: unknown) =>
+  invokeDirect(event, configFromEnvironment(process.env), runtime());
+
+/** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
+export const webhook = (event: APIGatewayProxyEventV2) =>
+  handleWebhook(event, configFromEnvironment(process.env), runtime());
