@@ -1,0 +1,91 @@
+// `npm start`: serves the built Lambda `webhook` handler on http://127.0.0.1:${PORT:-3000}/ through a
+// small adapter from Node's HTTP server to the Function URL event. With no REFINER_API_KEY it
+// forwards to an embedded Refiner emulator and prints every call Refiner would receive.
+
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join, relative } from "node:path";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { startRefinerEmulator } from "../test/support/refiner-emulator.ts";
+import { functionUrlEvent } from "./function-url.ts";
+
+/** A Function URL refuses request bodies over 6 MB before the function runs. */
+const FUNCTION_URL_MAX_BODY = 6 * 1024 * 1024;
+const LOCAL_API_KEY = "local-emulator-key";
+
+async function main(): Promise<void> {
+  const env = process.env;
+  if (!env.REFINER_API_KEY) {
+    const refiner = await startRefinerEmulator({
+      apiKey: LOCAL_API_KEY,
+      onRequest: (request) =>
+        console.log(
+          `  Refiner ← ${request.method} ${request.path} ${request.body === undefined ? "" : JSON.stringify(request.body)}`,
+        ),
+    });
+    env.REFINER_API_KEY = LOCAL_API_KEY;
+    env.REFINER_API_BASE_URL = refiner.url;
+    console.log(`No REFINER_API_KEY: forwarding to an embedded Refiner emulator at ${refiner.url}`);
+  } else {
+    console.log(
+      `Forwarding to Refiner at ${env.REFINER_API_BASE_URL || "https://api.refiner.io/v1"}`,
+    );
+  }
+  const signed = Boolean(env.SEGMENT_SHARED_SECRET);
+  if (!signed) env.ALLOW_UNSIGNED_WEBHOOKS ??= "true";
+
+  // The built artifact itself, exactly as Lambda runs it.
+  const { webhook } = require(join(__dirname, "..", "lambda", "handler.js")) as {
+    webhook: (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+  };
+
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > FUNCTION_URL_MAX_BODY) {
+        res.writeHead(413).end();
+        return;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const event = functionUrlEvent({
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      headers: req.headers,
+      body: Buffer.concat(chunks),
+      sourceIp: req.socket.remoteAddress,
+    });
+    const result = await webhook(event);
+    const status = result.statusCode ?? 200;
+    console.log(`${req.method} ${req.url} → ${status} ${result.body ?? ""}`);
+    res.writeHead(status, result.headers as Record<string, string>);
+    res.end(result.body ?? "");
+  });
+
+  const port = Number(env.PORT ?? 3000);
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const root = join(__dirname, "..", "..");
+  const signature = signed
+    ? ` -H "X-Signature: $(openssl dgst -sha1 -hmac "$SEGMENT_SHARED_SECRET" < events/identify.json | sed 's/^.* //')"`
+    : "";
+  console.log(
+    [
+      `Webhook handler listening on ${url} (${signed ? "signatures required" : "unsigned requests allowed"})`,
+      `Pasteable Segment function: ${relative(process.cwd(), join(root, "dist", "segment-function.js")) || "dist/segment-function.js"}`,
+      "Try it:",
+      `  curl -sS ${url} -H 'Content-Type: application/json'${signature} --data-binary @events/identify.json`,
+    ].join("\n"),
+  );
+
+  const stop = () => server.close(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
