@@ -1,0 +1,213 @@
+// The direct-invoke Lambda handler (Segment's "AWS Lambda" destination), through the built
+// dist/lambda/handler.js with Node's own fetch, against the Refiner emulator.
+
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
+import { type LambdaHandlers, loadLambda } from "./support/lambda.ts";
+import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
+import { settle } from "./support/segment-runtime.ts";
+
+let refiner: RefinerEmulator;
+let lambda: LambdaHandlers;
+let logged: unknown[][];
+
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  lambda = loadLambda();
+});
+afterAll(() => refiner.close());
+beforeEach(() => {
+  refiner.reset();
+  vi.stubEnv("REFINER_API_KEY", API_KEY);
+  vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
+  vi.stubEnv("REFINER_PRESERVE_TRAIT_KEYS", "");
+  logged = [];
+  for (const level of ["log", "info", "warn", "error"] as const) {
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      logged.push([level, ...args]);
+    });
+  }
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.restoreAllMocks();
+});
+
+describe("segment (direct invoke)", () => {
+  it.each([
+    ["identify", "POST", "/identify-user"],
+    ["group", "POST", "/identify-user"],
+    ["track", "POST", "/track-event"],
+    ["page", "POST", "/track-event"],
+    ["screen", "POST", "/track-event"],
+    ["delete", "DELETE", "/contact?id=userId123"],
+  ])("forwards the sample %s event and returns {status: 200}", async (name, method, path) => {
+    await expect(lambda.segment(loadEvent(name))).resolves.toEqual({ status: 200 });
+    expect(onlyRequest(refiner).method).toBe(method);
+    expect(onlyRequest(refiner).path).toBe(path);
+  });
+
+  it("sends exactly what the Segment function sends", async () => {
+    await lambda.segment(loadEvent("group"));
+    expectRefinerRequest(onlyRequest(refiner), {
+      method: "POST",
+      path: "/identify-user",
+      body: {
+        account: {
+          name: "Initech",
+          industry: "Technology",
+          employees: 329,
+          plan: "enterprise",
+          total_billed: 830,
+          id: "0e8c78ea9d97a7b8185e8632",
+        },
+        id: "userId123",
+      },
+    });
+  });
+
+  it("honours REFINER_PRESERVE_TRAIT_KEYS", async () => {
+    vi.stubEnv("REFINER_PRESERVE_TRAIT_KEYS", "true");
+    await lambda.segment({ type: "identify", userId: "u1", traits: { firstName: "Ann" } });
+    expect(onlyRequest(refiner).body).toStrictEqual({ firstName: "Ann", id: "u1" });
+  });
+
+  it("returns and logs a bad event instead of throwing, and sends nothing", async () => {
+    const result = await lambda.segment({
+      type: "track",
+      event: "X",
+      anonymousId: "a1",
+      messageId: "m-1",
+    });
+    expect(result).toEqual({
+      status: 400,
+      error: expect.stringContaining("needs a userId or an email"),
+    });
+    expect(refiner.requests).toHaveLength(0);
+    expect(logged).toEqual([
+      [
+        "error",
+        expect.objectContaining({
+          outcome: "invalid",
+          type: "track",
+          messageId: "m-1",
+          error: expect.any(String),
+        }),
+      ],
+    ]);
+  });
+
+  it.each([
+    [{ type: "alias", userId: "u1", previousId: "a" }, 400, "alias"],
+    [{ type: "purchase", userId: "u1" }, 400, '"purchase"'],
+    [{ userId: "u1" }, 400, "has no type"],
+    ["not an event", 400, "must be a JSON object"],
+  ])("returns %j as {status: %i}", async (event, status, text) => {
+    const result = await lambda.segment(event);
+    expect(result).toEqual({ status, error: expect.stringContaining(text) });
+  });
+
+  it.each([
+    [
+      { status: 422, body: { message: "Invalid trait" } },
+      400,
+      "Refiner rejected POST /track-event with 422: Invalid trait",
+    ],
+    [
+      { status: 401, body: { error: "API key does not look valid" } },
+      401,
+      "Refiner rejected the API key",
+    ],
+    [
+      { status: 404, body: { message: "API key not valid or does not exist" } },
+      401,
+      "Refiner rejected the API key",
+    ],
+  ])("returns a permanent rejection %j as {status: %i}", async (reply, status, text) => {
+    refiner.queue(reply);
+    await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({
+      status,
+      error: expect.stringContaining(text),
+    });
+  });
+
+  it.each([
+    [{ status: 429, headers: { "retry-after": "60" } }, "Retry-After: 60"],
+    [{ status: 503 }, "Refiner answered 503"],
+    [{ status: 408 }, "Refiner answered 408"],
+    [{ drop: true } as const, "Refiner could not be reached"],
+  ])("throws a RetryError for %j", async (reply, text) => {
+    refiner.queue(reply);
+    const { error } = await settle(lambda.segment(loadEvent("track")));
+    expect(error?.name).toBe("RetryError");
+    expect(error?.constructor.name).toBe("RetryError");
+    expect(error?.message).toContain(text);
+    expect(logged[0]?.[0]).toBe("warn");
+  });
+
+  it("throws a RetryError when Refiner refuses the connection, naming the cause", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    vi.stubEnv("REFINER_API_BASE_URL", `http://127.0.0.1:${port}/v1`);
+
+    const { error } = await settle(lambda.segment(loadEvent("identify")));
+    expect(error?.name).toBe("RetryError");
+    expect(error?.message).toContain("ECONNREFUSED");
+  });
+
+  it("gives up on a Refiner that never answers within 5 s, using Node's fetch and AbortController", async () => {
+    refiner.queue({ hang: true });
+    const started = Date.now();
+    const { error } = await settle(lambda.segment(loadEvent("identify")));
+    expect(error?.name).toBe("RetryError");
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("answers an array per event, like onBatch", async () => {
+    refiner.respond((request) => (request.path === "/track-event" ? { status: 503 } : undefined));
+    const result = await lambda.segment([
+      loadEvent("identify"),
+      { type: "alias", userId: "u1" },
+      loadEvent("track"),
+    ]);
+    expect(result).toEqual([
+      { status: 200 },
+      { status: 400, errormessage: expect.stringContaining("alias") },
+      { status: 500, errormessage: expect.stringContaining("503") },
+    ]);
+  });
+
+  it("returns a clear error naming REFINER_API_KEY when it is not set", async () => {
+    vi.stubEnv("REFINER_API_KEY", "");
+    const result = await lambda.segment(loadEvent("identify"));
+    expect(result).toEqual({
+      status: 400,
+      error: expect.stringContaining("REFINER_API_KEY is missing"),
+    });
+    expect(refiner.requests).toHaveLength(0);
+  });
+
+  it("rejects an insecure REFINER_API_BASE_URL by name", async () => {
+    vi.stubEnv("REFINER_API_BASE_URL", "http://api.refiner.io/v1");
+    const result = await lambda.segment(loadEvent("identify"));
+    expect(result).toEqual({ status: 400, error: expect.stringContaining("REFINER_API_BASE_URL") });
+  });
+
+  it("keeps an echoed API key out of results, errors and logs", async () => {
+    refiner.queue(
+      { status: 400, body: { error: `bad key ${API_KEY}` } },
+      { status: 500, body: `key=${API_KEY}` },
+    );
+    const rejected = await lambda.segment(loadEvent("track"));
+    const { error } = await settle(lambda.segment(loadEvent("track")));
+    expect(JSON.stringify(rejected)).not.toContain(API_KEY);
+    expect(error?.message).not.toContain(API_KEY);
+    expect(error?.message).toContain("[redacted]");
+    expect(logged).toHaveLength(2);
+    expect(JSON.stringify(logged)).not.toContain(API_KEY);
+  });
+});

@@ -1,0 +1,113 @@
+// serverless.yml, through the `serverless` command of the dev dependency osls, offline and without
+// AWS credentials: `npm run package` and `serverless invoke local`.
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { API_KEY } from "./support/fixtures.ts";
+import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
+import { zipEntries } from "./support/zip.ts";
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, "..");
+
+/** The environment of a machine with no AWS account and none of the destination's variables. */
+function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !/^(AWS_|REFINER_|SEGMENT_|ALLOW_UNSIGNED)/.test(name),
+    ),
+  );
+  return { ...env, HOME: mkdtempSync(join(tmpdir(), "sls-home-")), ...extra };
+}
+
+describe("npm run package", () => {
+  const out = mkdtempSync(join(tmpdir(), "sls-package-"));
+  let template: {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+  const properties = (name: string) => {
+    const resource = template.Resources[name];
+    if (!resource) throw new Error(`no ${name} in the template`);
+    return resource.Properties;
+  };
+
+  beforeAll(async () => {
+    await run("npm", ["run", "package", "--", "--package", out], {
+      cwd: ROOT,
+      env: cleanEnvironment(),
+    });
+    template = JSON.parse(
+      readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8"),
+    );
+  }, 60_000);
+
+  it("declares both functions on nodejs22.x with a timeout just over Segment's 5 s and JSON logs", () => {
+    for (const name of ["SegmentLambdaFunction", "WebhookLambdaFunction"]) {
+      const fn = properties(name);
+      expect(fn.Runtime).toBe("nodejs22.x");
+      expect(fn.Timeout).toBeGreaterThan(5);
+      expect(fn.Timeout).toBeLessThanOrEqual(10);
+      expect(fn.LoggingConfig).toEqual(expect.objectContaining({ LogFormat: "JSON" }));
+    }
+    expect(template.Resources.SegmentLambdaFunction?.Properties.Handler).toBe(
+      "dist/lambda/handler.segment",
+    );
+    expect(template.Resources.WebhookLambdaFunction?.Properties.Handler).toBe(
+      "dist/lambda/handler.webhook",
+    );
+  });
+
+  it("gives webhook a public Function URL", () => {
+    const url = Object.values(template.Resources).find(
+      (resource) => resource.Type === "AWS::Lambda::Url",
+    );
+    expect(url?.Properties).toEqual(
+      expect.objectContaining({ AuthType: "NONE", TargetFunctionArn: expect.anything() }),
+    );
+  });
+
+  it("keeps secrets out of the package: they are resolved at deploy time", () => {
+    const { Variables: variables } = properties("WebhookLambdaFunction").Environment as {
+      Variables: Record<string, string>;
+    };
+    expect(variables.REFINER_API_KEY).toBe("resolved-at-deploy");
+    expect(variables.SEGMENT_SHARED_SECRET).toBe("resolved-at-deploy");
+    expect(variables.ALLOW_UNSIGNED_WEBHOOKS).toBe("false");
+  });
+
+  it("ships only the Lambda bundle, under 200 KB", () => {
+    const zip = join(out, "refiner-segment-destination.zip");
+    expect(statSync(zip).size).toBeLessThan(200 * 1024);
+    expect(zipEntries(readFileSync(zip))).toEqual(["dist/lambda/handler.js"]);
+  });
+});
+
+describe("serverless invoke local", () => {
+  let refiner: RefinerEmulator;
+  beforeAll(async () => {
+    refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  });
+  afterAll(() => refiner.close());
+
+  it("runs the segment function on events/identify.json", async () => {
+    const { stdout } = await run(
+      "npx",
+      ["serverless", "invoke", "local", "--function", "segment", "--path", "events/identify.json"],
+      {
+        cwd: ROOT,
+        env: cleanEnvironment({
+          REFINER_API_KEY: API_KEY,
+          REFINER_API_BASE_URL: refiner.url,
+          SEGMENT_SHARED_SECRET: "unused-here",
+        }),
+      },
+    );
+    expect(JSON.parse(stdout.slice(stdout.indexOf("{")))).toEqual({ status: 200 });
+    expect(refiner.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /identify-user"]);
+  }, 60_000);
+});

@@ -1,0 +1,40 @@
+// Loads the built dist/lambda/handler.js as Lambda's Node runtime would (CommonJS, global fetch),
+// and builds the Function URL events the `webhook` handler receives.
+
+import { createHmac } from "node:crypto";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { functionUrlEvent } from "../../scripts/function-url.ts";
+
+export const LAMBDA_HANDLER = fileURLToPath(
+  new URL("../../dist/lambda/handler.js", import.meta.url),
+);
+
+export interface LambdaHandlers {
+  segment(event: unknown): Promise<unknown>;
+  webhook(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2>;
+}
+
+export function loadLambda(): LambdaHandlers {
+  return createRequire(import.meta.url)(LAMBDA_HANDLER) as LambdaHandlers;
+}
+
+export function sign(secret: string, body: string | Buffer): string {
+  return createHmac("sha1", secret).update(body).digest("hex");
+}
+
+/** A POST from Segment's Webhooks destination, as the Function URL hands it to the function. */
+export function webhookPost(
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+  method = "POST",
+): APIGatewayProxyEventV2 {
+  return functionUrlEvent({
+    method,
+    url: "/",
+    headers: { "content-type": "application/json", "user-agent": "Segment.io/1.0", ...headers },
+    body: Buffer.from(body),
+    sourceIp: "54.186.40.12",
+  });
+}
