@@ -1,6 +1,7 @@
 // The destination: checked settings and an event in, Outcome out. Entry points (Segment function,
 // Lambda) check the settings and translate what comes back.
 
+import { sendBatch } from "./batch.ts";
 import { type EventType, eventType, mapEvent } from "./mapping.ts";
 import {
   type BatchItem,
@@ -47,31 +48,38 @@ export async function deliver(
 
     const mapped = mapEvent(resolved, event, settings);
     if (!mapped.ok) return mapped.outcome;
-    return await send(mapped.call, {
-      fetch: runtime.fetch,
-      settings,
-      deadline: runtime.startedAt + DEADLINE_MS,
-    });
+    return await send(mapped.call, transport(settings, runtime));
   } catch (error) {
-    // A bug here must not become an exception Segment silently discards: retrying keeps the event
-    // until the function is fixed.
-    return retry(
-      `Unexpected error in the Refiner destination: ${String((error as Error)?.message ?? error)}`,
-    );
+    return unexpected(error);
   }
 }
 
-/** A mixed batch: each event's own `type` decides; one outcome per event, in input order. */
+/**
+ * A mixed batch: each event's own `type` decides; one outcome per event, in input order. Requests
+ * are coalesced and sent concurrently (batch.ts) under the same deadline as a single event.
+ */
 export async function deliverBatch(
   events: readonly unknown[],
   settings: Settings,
   runtime: Runtime,
 ): Promise<Outcome[]> {
-  const outcomes: Outcome[] = [];
-  for (const event of events) {
-    outcomes.push(await deliver("from-event", event, settings, runtime));
+  try {
+    return await sendBatch(events, settings, transport(settings, runtime));
+  } catch (error) {
+    const outcome = unexpected(error);
+    return events.map(() => outcome);
   }
-  return outcomes;
+}
+
+function transport(settings: Settings, runtime: Runtime) {
+  return { fetch: runtime.fetch, settings, deadline: runtime.startedAt + DEADLINE_MS };
+}
+
+/** A bug must not become an exception Segment silently discards: retrying keeps the event. */
+function unexpected(error: unknown): Outcome {
+  return retry(
+    `Unexpected error in the Refiner destination: ${String((error as Error)?.message ?? error)}`,
+  );
 }
 
 /** A Segment single-event handler: resolve on success, else throw the matching Segment error. */
