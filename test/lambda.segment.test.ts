@@ -181,6 +181,22 @@ describe("segment (direct invoke)", () => {
     ]);
   });
 
+  it("coalesces an array's identify and group for one contact into one request", async () => {
+    const result = await lambda.segment([
+      loadEvent("group"),
+      loadEvent("identify"),
+      loadEvent("track"),
+    ]);
+    expect(result).toEqual([{ status: 200 }, { status: 200 }, { status: 200 }]);
+    expect(refiner.requests.map((r) => r.path)).toEqual(["/identify-user", "/track-event"]);
+    expect(refiner.requests[0]?.body).toEqual(
+      expect.objectContaining({
+        first_name: "John",
+        account: expect.objectContaining({ name: "Initech" }),
+      }),
+    );
+  });
+
   it("returns a clear error naming REFINER_API_KEY when it is not set", async () => {
     vi.stubEnv("REFINER_API_KEY", "");
     const result = await lambda.segment(loadEvent("identify"));

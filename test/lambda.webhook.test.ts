@@ -97,6 +97,20 @@ describe("signatures", () => {
     ]);
   });
 
+  it("coalesces a batch's identify and group for one contact into one request", async () => {
+    const events = [loadEvent("identify"), loadEvent("group")];
+    const answer = await post(JSON.stringify(events), {
+      "x-signature": sign(SECRET, JSON.stringify(events[0])),
+    });
+    expect(answer.body).toEqual({ results: [{ status: 200 }, { status: 200 }] });
+    expect(onlyRequest(refiner).body).toEqual(
+      expect.objectContaining({
+        plan: "trial",
+        account: expect.objectContaining({ id: "0e8c78ea9d97a7b8185e8632" }),
+      }),
+    );
+  });
+
   it("accepts a batch signed over its whole body", async () => {
     const body = JSON.stringify([loadEvent("track")]);
     expect((await post(body)).status).toBe(200);
@@ -201,7 +215,12 @@ describe("outcomes (MAPPING.md, webhook column)", () => {
   });
 
   it("answers a batch with any retryable item with 503, so Segment sends it again", async () => {
-    refiner.queue({ status: 201 }, { status: 503 }, { status: 422 });
+    refiner.respond((request) => {
+      const { event } = request.body as { event?: string };
+      if (event === "Login Button Clicked") return { status: 503 };
+      if (event === "Viewed Docs Pricing Page") return { status: 422 };
+      return undefined;
+    });
     const events = [loadEvent("identify"), loadEvent("track"), loadEvent("page")];
     const answer = await post(JSON.stringify(events), {
       "x-signature": sign(SECRET, JSON.stringify(events[0])),

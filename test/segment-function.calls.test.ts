@@ -419,10 +419,10 @@ describe("onBatch", () => {
       { status: 200 },
       { status: 200 },
     ]);
+    // The identify and the group of userId123 became one request (see batch.test.ts).
     expect(refiner.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       "POST /identify-user",
       "POST /track-event",
-      "POST /identify-user",
       "DELETE /contact?id=userId123",
     ]);
   });

@@ -1,0 +1,199 @@
+// onBatch coalescing, concurrency, throttling and the batch deadline, through the built bundle in
+// the Segment-style loader against the emulator.
+
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { API_KEY } from "./support/fixtures.ts";
+import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
+import { loadSegmentFunction, type SegmentFunction } from "./support/segment-runtime.ts";
+
+let refiner: RefinerEmulator;
+let fn: SegmentFunction;
+let settings: Record<string, unknown>;
+
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  fn = loadSegmentFunction();
+  settings = { apiKey: API_KEY, apiBaseUrl: refiner.url };
+});
+afterAll(() => refiner.close());
+beforeEach(() => refiner.reset());
+
+const at = (minute: number) => `2026-11-02T09:${String(minute).padStart(2, "0")}:00.000Z`;
+const identify = (
+  userId: string | undefined,
+  minute: number,
+  traits: object,
+  extra: object = {},
+) => ({
+  type: "identify",
+  userId,
+  timestamp: at(minute),
+  traits,
+  ...extra,
+});
+const group = (userId: string, minute: number, groupId: string, traits: object) => ({
+  type: "group",
+  userId,
+  timestamp: at(minute),
+  groupId,
+  traits,
+});
+const track = (userId: string, event: string, extra: object = {}) => ({
+  type: "track",
+  userId,
+  event,
+  ...extra,
+});
+
+const batch = (events: unknown[]) => fn.handlers.onBatch(events, settings) as Promise<unknown[]>;
+const requestLines = () => refiner.requests.map((r) => `${r.method} ${r.path}`);
+
+describe("coalescing", () => {
+  it("makes one identify per contact: traits in timestamp order, the account of the latest group", async () => {
+    const events = [
+      identify("u1", 3, { plan: "pro", seats: 5 }),
+      group("u1", 4, "g2", { name: "Globex" }),
+      identify("u2", 1, { plan: "trial" }),
+      identify("u1", 1, { plan: "trial", firstName: "Ann" }),
+      group("u1", 2, "g1", { name: "Initech" }),
+      identify("u1", 2, { seats: 3, lastName: "Lee" }),
+    ];
+    const result = await batch(events);
+    expect(result).toEqual(events.map(() => ({ status: 200 })));
+    expect(requestLines()).toEqual(["POST /identify-user", "POST /identify-user"]);
+    const bodies = refiner.requests.map((r) => r.body as Record<string, unknown>);
+    expect(bodies.find((body) => body.id === "u1")).toStrictEqual({
+      plan: "pro",
+      first_name: "Ann",
+      seats: 5,
+      last_name: "Lee",
+      account: { name: "Globex", id: "g2" },
+      id: "u1",
+    });
+    expect(bodies.find((body) => body.id === "u2")).toStrictEqual({ plan: "trial", id: "u2" });
+  });
+
+  it("gives every merged event the merged request's outcome", async () => {
+    refiner.queue({ status: 422, body: { message: "Trait plan is too long" } });
+    const result = await batch([
+      identify("u1", 1, { plan: "x" }),
+      track("u2", "Other"),
+      group("u1", 2, "g1", {}),
+    ]);
+    const rejected = {
+      status: 400,
+      errormessage: expect.stringContaining("Trait plan is too long"),
+    };
+    expect(result).toEqual([rejected, { status: 200 }, rejected]);
+  });
+
+  it("keys a contact by email only when it has no userId", async () => {
+    await batch([
+      identify(undefined, 1, { email: "ann@example.com", plan: "trial" }),
+      identify(undefined, 2, { email: "ann@example.com", seats: 2 }),
+      identify("u1", 3, { email: "ann@example.com", plan: "pro" }),
+    ]);
+    expect(refiner.requests.map((r) => r.body)).toEqual(
+      expect.arrayContaining([
+        { plan: "trial", seats: 2, email: "ann@example.com" },
+        { plan: "pro", id: "u1", email: "ann@example.com" },
+      ]),
+    );
+    expect(refiner.requests).toHaveLength(2);
+  });
+
+  it("takes the latest email for a contact", async () => {
+    await batch([
+      identify("u1", 2, { email: "new@example.com" }),
+      identify("u1", 1, { email: "old@example.com" }),
+    ]);
+    expect(refiner.requests.map((r) => r.body)).toEqual([{ id: "u1", email: "new@example.com" }]);
+  });
+
+  it("sends events that repeat a messageId once, and gives each copy the outcome", async () => {
+    refiner.queue({ status: 503 });
+    const copy = track("u1", "Order Completed", { messageId: "m-1" });
+    const result = await batch([
+      copy,
+      track("u1", "Other", { messageId: "m-2" }),
+      { ...copy },
+      { ...copy },
+    ]);
+    expect(requestLines()).toEqual(["POST /track-event", "POST /track-event"]);
+    const retried = { status: 500, errormessage: expect.stringContaining("503") };
+    expect(result).toEqual([retried, { status: 200 }, retried, retried]);
+  });
+
+  it("identifies contacts before tracking their events", async () => {
+    await batch([track("u1", "Signed Up"), identify("u1", 1, { plan: "trial" })]);
+    expect(requestLines()).toEqual(["POST /identify-user", "POST /track-event"]);
+  });
+
+  it("keeps a delete between what came before it and what came after", async () => {
+    await batch([
+      identify("u1", 1, { plan: "trial" }),
+      { type: "delete", userId: "u1" },
+      identify("u1", 3, { plan: "pro" }),
+      track("u1", "Signed Up Again"),
+    ]);
+    expect(requestLines()).toEqual([
+      "POST /identify-user",
+      "DELETE /contact?id=u1",
+      "POST /identify-user",
+      "POST /track-event",
+    ]);
+    expect(refiner.requests[2]?.body).toStrictEqual({ plan: "pro", id: "u1" });
+  });
+});
+
+describe("concurrency and back-off", () => {
+  it("never has more than 8 requests in flight", async () => {
+    refiner.respond(() => ({ status: 201, delayMs: 20 }));
+    const events = Array.from({ length: 60 }, (_, i) => track(`u${i}`, "Viewed"));
+    const result = await batch(events);
+    expect(result).toEqual(events.map(() => ({ status: 200 })));
+    expect(refiner.requests).toHaveLength(60);
+    expect(refiner.maxInFlight).toBe(8);
+  });
+
+  it("stops sending once Refiner answers 429, and answers the rest 429 with Retry-After", async () => {
+    refiner.respond((request) =>
+      (request.body as { event: string }).event === "E0"
+        ? { status: 429, body: { message: "Too Many Attempts." }, headers: { "retry-after": "7" } }
+        : { status: 201, delayMs: 50 },
+    );
+    const events = Array.from({ length: 30 }, (_, i) => track(`u${i}`, `E${i}`));
+    const result = (await batch(events)) as { status: number; errormessage?: string }[];
+
+    expect(refiner.requests).toHaveLength(8);
+    expect(result[0]).toEqual({
+      status: 429,
+      errormessage: expect.stringContaining("Retry-After: 7"),
+    });
+    expect(result.slice(1, 8)).toEqual(Array(7).fill({ status: 200 }));
+    for (const item of result.slice(8)) {
+      expect(item).toEqual({
+        status: 429,
+        errormessage: expect.stringMatching(/^Not sent: .*Retry-After: 7/),
+      });
+    }
+  });
+
+  it("reports what the 4.5 s deadline cuts off as retryable, and answers within 5 s", async () => {
+    refiner.respond(() => ({ status: 201, delayMs: 1000 }));
+    const events = Array.from({ length: 60 }, (_, i) => track(`u${i}`, `E${i}`));
+    const started = Date.now();
+    const result = (await batch(events)) as { status: number; errormessage?: string }[];
+    expect(Date.now() - started).toBeLessThan(5000);
+
+    // Rounds of 8 finish about every second; the round under way at 4.5 s is cut off and later
+    // ones never start. Exact counts depend on the machine's pace, so check the shape.
+    const delivered = result.findIndex((item) => item.status !== 200);
+    expect(delivered).toBeGreaterThanOrEqual(24);
+    expect(result.slice(0, delivered)).toEqual(Array(delivered).fill({ status: 200 }));
+    for (const item of result.slice(delivered)) {
+      expect(item).toEqual({ status: 500, errormessage: expect.stringContaining("5 s") });
+    }
+    expect(refiner.requests.length).toBeLessThanOrEqual(delivered + 8);
+  });
+});
