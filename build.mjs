@@ -2,6 +2,7 @@
 //   dist/segment-function.js  a plain script to paste into Segment's function editor
 //   dist/lambda/handler.js    CommonJS for AWS Lambda (serverless.yml)
 //   dist/dev/start.js         `npm start`: the webhook handler on localhost (not deployed)
+//   dist/dev/bench.mjs        `npm run bench` only (`node build.mjs --bench`)
 // A file is rewritten only when its content changes, so a build never truncates an artifact that a
 // running test or server is reading.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -91,3 +92,14 @@ await emit({
   target: "node20",
   outfile: "dist/dev/start.js",
 });
+
+if (process.argv.includes("--bench")) {
+  await emit({
+    entryPoints: ["bench/bench.ts"],
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    external: ["node-fetch"],
+    outfile: "dist/dev/bench.mjs",
+  });
+}

@@ -187,9 +187,9 @@ function emailSources(type: string): string {
 
 /** `id` and `email` go last, so no trait can overwrite them. */
 function withContact(body: Record<string, unknown>, who: Contact): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...body };
-  delete out.id;
-  delete out.email;
+  const out = Object.fromEntries(
+    Object.entries(body).filter(([key]) => key !== "id" && key !== "email"),
+  );
   if (who.id !== undefined) out.id = who.id;
   if (who.email !== undefined) out.email = who.email;
   return out;

@@ -60,8 +60,8 @@ export function classify(
   }
 
   const { status } = result;
-  const detail = errorText(result.text);
   if (status >= 200 && status < 300) return DELIVERED;
+  const detail = errorText(result.text);
 
   if (status >= 300 && status < 400) {
     return invalid(

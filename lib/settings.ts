@@ -54,10 +54,20 @@ export function parseSettings(
   return { ok: true, settings: { apiKey, apiBaseUrl: baseUrl.url, preserveTraitKeys: preserve } };
 }
 
-function parseBaseUrl(
-  value: unknown,
-  name: string,
-): { ok: true; url: string } | { ok: false; message: string } {
+type BaseUrlResult = { ok: true; url: string } | { ok: false; message: string };
+
+/** Settings rarely change between calls, so the last URL parsed is kept (one entry, no growth). */
+let lastBaseUrl: { value: unknown; name: string; result: BaseUrlResult } | undefined;
+
+function parseBaseUrl(value: unknown, name: string): BaseUrlResult {
+  const last = lastBaseUrl;
+  if (last && last.value === value && last.name === name) return last.result;
+  const result = checkBaseUrl(value, name);
+  lastBaseUrl = { value, name, result };
+  return result;
+}
+
+function checkBaseUrl(value: unknown, name: string): BaseUrlResult {
   if (value === undefined || value === null || value === "") {
     return { ok: true, url: DEFAULT_API_BASE_URL };
   }

@@ -2,7 +2,6 @@
 // array when batching is on, and signs it with the shared secret: `X-Signature` is the hex
 // HMAC-SHA1 of the body, or, for a batch, of `JSON.stringify` of its first event only.
 
-import { createHmac, timingSafeEqual } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Runtime } from "./destination.ts";
 import { deliverAll, type LambdaConfig } from "./lambda.ts";
@@ -52,7 +51,7 @@ export async function handleWebhook(
 
   if (
     config.sharedSecret &&
-    !signedBySegment(raw, body, header(event, "x-signature"), config.sharedSecret)
+    !(await signedBySegment(raw, body, header(event, "x-signature"), config.sharedSecret))
   ) {
     return reply(401, { error: "Missing or wrong X-Signature for this body and shared secret." });
   }
@@ -87,29 +86,23 @@ function batchStatus(outcomes: Outcome[]): number {
   return 200;
 }
 
-function signedBySegment(
+async function signedBySegment(
   raw: Buffer,
   body: unknown,
   signature: string | undefined,
   secret: string,
-): boolean {
+): Promise<boolean> {
   if (!signature) return false;
-  const given = signature.trim().toLowerCase();
-  if (matches(given, hmac(secret, raw))) return true;
+  // Loaded on first use, so that requiring the Lambda bundle (its cold start) does not pay for it.
+  const { createHmac, timingSafeEqual } = await import("node:crypto");
+  const given = Buffer.from(signature.trim().toLowerCase());
+  const matches = (data: Buffer | string) => {
+    const expected = Buffer.from(createHmac("sha1", secret).update(data).digest("hex"));
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  if (matches(raw)) return true;
   // With batching on, Segment signs only the first event of the array.
-  return (
-    Array.isArray(body) && body.length > 0 && matches(given, hmac(secret, JSON.stringify(body[0])))
-  );
-}
-
-function hmac(secret: string, data: Buffer | string): string {
-  return createHmac("sha1", secret).update(data).digest("hex");
-}
-
-function matches(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return Array.isArray(body) && body.length > 0 && matches(JSON.stringify(body[0]));
 }
 
 function header(event: APIGatewayProxyEventV2, name: string): string | undefined {
