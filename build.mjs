@@ -29,12 +29,45 @@ const banner = `// Refiner destination for Segment — built from this repositor
 //   preserveTraitKeys boolean, optional            Send trait keys as written instead of snake_case
 `;
 
-// Segment wraps the script in a function and looks for top-level `async function onX` declarations,
-// so the bundle is an IIFE held in one variable and each handler delegates to it.
-const footer = SEGMENT_HANDLERS.map(
-  ([name, arg]) =>
-    `async function ${name}(${arg}, settings) {\n  return RefinerDestination.${name}(${arg}, settings);\n}`,
-).join("\n");
+// The whole bundle runs inside one function, so Segment's wrapper sees nothing but the handlers.
+// Segment runs the script in a `vm` context, where every lookup of a global (even `Object` or
+// `JSON`) goes through the context's interceptor and costs ~10× a local variable, so that function
+// also binds the built-ins the code uses, once, as its parameters.
+const BUILTINS = [
+  "Object",
+  "Array",
+  "JSON",
+  "Date",
+  "Number",
+  "String",
+  "Boolean",
+  "Map",
+  "Math",
+  "Error",
+  "RegExp",
+  "URL",
+  "encodeURIComponent",
+  "isNaN",
+  "setTimeout",
+  "clearTimeout",
+].join(", ");
+const HANDLER_NAMES = SEGMENT_HANDLERS.map(([name]) => name).join(", ");
+
+const prologue = `var RefinerDestination = ((${BUILTINS}) => {
+let handlers;
+const exposeHandlers = (found) => {
+  handlers = found;
+};
+`;
+
+// Segment looks for top-level `async function onX` declarations; each delegates to the bundle.
+const epilogue = [
+  `return handlers;\n})(${BUILTINS});\n`,
+  ...SEGMENT_HANDLERS.map(
+    ([name, arg]) =>
+      `async function ${name}(${arg}, settings) {\n  return RefinerDestination.${name}(${arg}, settings);\n}`,
+  ),
+].join("\n");
 
 const common = {
   bundle: true,
@@ -56,21 +89,21 @@ async function emit(options) {
 
 const [pasteable] = await emit({
   stdin: {
-    contents: `export { ${SEGMENT_HANDLERS.map(([name]) => name).join(", ")} } from "./handler.ts";`,
+    contents: `import { ${HANDLER_NAMES} } from "./handler.ts";\nexposeHandlers({ ${HANDLER_NAMES} });`,
     resolveDir: import.meta.dirname,
     sourcefile: "segment-function.ts",
     loader: "ts",
   },
-  format: "iife",
-  globalName: "RefinerDestination",
+  // No module syntax is emitted: the entry exports nothing and hands the handlers to the prologue.
+  format: "esm",
   platform: "neutral",
   // Only the Lambda handlers import node: modules; the Segment entry does not use them and
   // package.json's "sideEffects": false lets esbuild drop them. The check below proves it.
   external: ["node:*"],
   target: "node18",
   minify: false,
-  banner: { js: banner },
-  footer: { js: footer },
+  banner: { js: `${banner}\n${prologue}` },
+  footer: { js: epilogue },
   outfile: "dist/segment-function.js",
 });
 if (/\brequire\s*\(/.test(pasteable.text)) {

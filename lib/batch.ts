@@ -10,7 +10,7 @@
 //   came before it is sent before it, and what came after, after.
 // Every event gets exactly one outcome, in input order; work the deadline cuts off is retryable.
 
-import { type EventType, eventType, mapEvent } from "./mapping.ts";
+import { eventType, isFailure, mapEvent } from "./mapping.ts";
 import { type Outcome, retry } from "./outcome.ts";
 import { type RefinerCall, send, type Transport } from "./refiner.ts";
 import type { Settings } from "./settings.ts";
@@ -61,17 +61,12 @@ export async function sendBatch(
     if (id !== undefined) firstWithId.set(id, index);
 
     const type = eventType(event);
-    if (!type.ok) {
-      outcomes[index] = type.outcome;
+    const call = typeof type === "string" ? mapEvent(type, event, settings) : type;
+    if (isFailure(call)) {
+      outcomes[index] = call;
       return;
     }
-    const mapped = mapEvent(type.type, event, settings);
-    if (!mapped.ok) {
-      outcomes[index] = mapped.outcome;
-      return;
-    }
-    const { call } = mapped;
-    if (call.call === "identifyUser" && isIdentity(type.type)) {
+    if (call.call === "identifyUser") {
       const key = contactKey(call.body);
       const list = identifies.get(key) ?? [];
       list.push({ body: call.body, timestamp: timestampOf(event), index });
@@ -116,10 +111,6 @@ async function pool<T>(items: readonly T[], work: (item: T) => Promise<void>): P
     }
   };
   await Promise.all(Array.from({ length: Math.min(MAX_IN_FLIGHT, items.length) }, worker));
-}
-
-function isIdentity(type: EventType): boolean {
-  return type === "identify" || type === "group";
 }
 
 /** The same userId, or the same email when there is no userId. */

@@ -2,7 +2,7 @@
 // Lambda) check the settings and translate what comes back.
 
 import { sendBatch } from "./batch.ts";
-import { type EventType, eventType, mapEvent } from "./mapping.ts";
+import { type EventType, eventType, isFailure, mapEvent } from "./mapping.ts";
 import {
   type BatchItem,
   invalid,
@@ -37,18 +37,11 @@ export async function deliver(
   runtime: Runtime,
 ): Promise<Outcome> {
   try {
-    let resolved: EventType;
-    if (type === "from-event") {
-      const found = eventType(event);
-      if (!found.ok) return found.outcome;
-      resolved = found.type;
-    } else {
-      resolved = type;
-    }
-
-    const mapped = mapEvent(resolved, event, settings);
-    if (!mapped.ok) return mapped.outcome;
-    return await send(mapped.call, transport(settings, runtime));
+    const resolved = type === "from-event" ? eventType(event) : type;
+    if (typeof resolved !== "string") return resolved;
+    const call = mapEvent(resolved, event, settings);
+    if (isFailure(call)) return call;
+    return await send(call, transport(settings, runtime));
   } catch (error) {
     return unexpected(error);
   }

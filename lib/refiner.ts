@@ -37,6 +37,9 @@ export interface FetchResponse {
   text(): Promise<string>;
 }
 
+// Segment's runtime may not have AbortController; looked up once, since global lookups are slow there.
+const Abort = typeof AbortController === "function" ? AbortController : undefined;
+
 export interface Transport {
   fetch: Fetch;
   settings: Settings;
@@ -79,7 +82,7 @@ export async function send(
   // Three guards for one deadline: `signal` aborts Node's fetch, `timeout` aborts node-fetch v2
   // (Segment's runtime may have no AbortController), and the race settles us in time whatever the
   // fetch implementation does, including while a body trickles in.
-  const controller = typeof AbortController === "function" ? new AbortController() : undefined;
+  const controller = Abort ? new Abort() : undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<{ error: Error }>((resolve) => {
     timer = setTimeout(() => {
