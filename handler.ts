@@ -10,13 +10,13 @@ import type { Fetch } from "./lib/refiner.ts";
 import { handleWebhook } from "./lib/webhook.ts";
 
 // Segment's runtime provides `fetch` (node-fetch v2) as a global, and Lambda's Node has its own:
-// read it per call, here only. Without one, every request fails as retryable instead of throwing
+// it is read here only, once. Without one, every request fails as retryable instead of throwing
 // a ReferenceError that Segment would treat as a reason to discard the event.
-const noFetch: Fetch = () => Promise.reject(new Error("this runtime provides no fetch"));
-const runtime = (): Runtime => ({
-  fetch: typeof fetch === "function" ? (fetch as unknown as Fetch) : noFetch,
-  startedAt: Date.now(),
-});
+const runtimeFetch: Fetch =
+  typeof fetch === "function"
+    ? (fetch as unknown as Fetch)
+    : () => Promise.reject(new Error("this runtime provides no fetch"));
+const runtime = (): Runtime => ({ fetch: runtimeFetch, startedAt: Date.now() });
 
 export const onIdentify = (event: unknown, settings: unknown) =>
   segmentHandler("identify", event, settings, runtime());

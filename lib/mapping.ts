@@ -151,9 +151,9 @@ function contact(event: Event, type: Exclude<EventType, "alias">): Contact | Fai
   return { id, email };
 }
 
-/** `id` and `email` go last, so no trait can overwrite them. */
+/** `id` and `email` go last; bodies hold no such trait (see `skip`), so none can overwrite them. */
 function withContact(body: Record<string, unknown>, who: Contact): Record<string, unknown> {
-  const out = omit(body, "id", "email");
+  const out = { ...body };
   if (who.id !== undefined) out.id = who.id;
   if (who.email !== undefined) out.email = who.email;
   return out;
@@ -164,11 +164,7 @@ function account(id: string, traits: Event, options: MappingOptions): Traits {
     preserveKeys: options.preserveTraitKeys,
     skip: ["id"],
   });
-  return { ...omit(normalized, "id"), id };
-}
-
-function omit<T>(object: Record<string, T>, ...keys: string[]): Record<string, T> {
-  return Object.fromEntries(Object.entries(object).filter(([key]) => !keys.includes(key)));
+  return { ...normalized, id };
 }
 
 function objectAt(object: Event, key: string): Event {

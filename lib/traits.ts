@@ -25,7 +25,7 @@ export function snakeCase(key: string): string {
 
 export interface TraitOptions {
   preserveKeys: boolean;
-  /** Top-level keys, as written, that are not traits (`id`, `email`, …). */
+  /** Top-level keys that are not traits: as written (`userId`) or once normalized (`id`, `email`). */
   skip?: readonly string[];
 }
 
@@ -51,9 +51,13 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
     depth: number,
   ) => {
     for (const [rawKey, value] of Object.entries(object)) {
-      if (depth === 0 && options.skip?.includes(rawKey)) continue;
       const part = rename(rawKey);
-      if (!part) continue;
+      if (
+        !part ||
+        (depth === 0 && (options.skip?.includes(rawKey) || options.skip?.includes(part)))
+      ) {
+        continue;
+      }
       const key = prefix ? `${prefix}_${part}` : part;
       const rawPath = rawPrefix ? `${rawPrefix}_${rawKey}` : rawKey;
 
