@@ -45,6 +45,8 @@ export interface SegmentFunction {
   handlers: Record<HandlerName, Handler>;
   /** Everything the script wrote with console.*, one string per call. */
   logs: string[];
+  /** Evaluates other code in the same context (for baselines in benchmarks). */
+  run(code: string): unknown;
 }
 
 export interface LoadOptions {
@@ -108,7 +110,11 @@ export function loadSegmentFunction({
   for (const name of HANDLER_NAMES) {
     if (typeof exports[name] !== "function") throw new Error(`${name} is not a top-level function`);
   }
-  return { handlers: exports as Record<HandlerName, Handler>, logs };
+  return {
+    handlers: exports as Record<HandlerName, Handler>,
+    logs,
+    run: (source) => vm.runInContext(source, context),
+  };
 }
 
 /** What a handler's promise settled to, with the rejection's class kept for assertions. */
