@@ -7,6 +7,7 @@ import {
   type BatchItem,
   invalid,
   type Outcome,
+  redact,
   retry,
   toBatchItem,
   toSegmentError,
@@ -43,7 +44,7 @@ export async function deliver(
     if (isFailure(call)) return call;
     return await send(call, transport(settings, runtime));
   } catch (error) {
-    return unexpected(error);
+    return unexpected(error, settings.apiKey);
   }
 }
 
@@ -59,7 +60,7 @@ export async function deliverBatch(
   try {
     return await sendBatch(events, settings, transport(settings, runtime));
   } catch (error) {
-    const outcome = unexpected(error);
+    const outcome = unexpected(error, settings.apiKey);
     return events.map(() => outcome);
   }
 }
@@ -69,10 +70,14 @@ function transport(settings: Settings, runtime: Runtime) {
 }
 
 /** A bug must not become an exception Segment silently discards: retrying keeps the event. */
-function unexpected(error: unknown): Outcome {
-  return retry(
-    `Unexpected error in the Refiner destination: ${String((error as Error)?.message ?? error)}`,
-  );
+function unexpected(error: unknown, apiKey: string): Outcome {
+  let detail: string;
+  try {
+    detail = error instanceof Error ? error.message : String(error);
+  } catch {
+    detail = "an unprintable value was thrown";
+  }
+  return retry(redact(`Unexpected error in the Refiner destination: ${detail}`, apiKey));
 }
 
 /** A Segment single-event handler: resolve on success, else throw the matching Segment error. */

@@ -8,6 +8,7 @@ import {
   type Failure,
   invalid,
   type Outcome,
+  redact,
   toBatchItem,
   toSegmentError,
 } from "./outcome.ts";
@@ -70,10 +71,13 @@ export async function deliverAll(
       ? [await deliver("from-event", events[0], settings.settings, runtime)]
       : await deliverBatch(events, settings.settings, runtime)
     : events.map(() => invalid(settings.message));
-  outcomes.forEach((outcome, index) => {
-    if (outcome.kind !== "delivered") logFailure(outcome, events[index]);
+  return outcomes.map((outcome, index) => {
+    if (outcome.kind === "delivered") return outcome;
+    // The key is already out of every message; the shared secret must be too, whatever echoed it.
+    const safe = { ...outcome, message: redact(outcome.message, config.sharedSecret) };
+    logFailure(safe, events[index]);
+    return safe;
   });
-  return outcomes;
 }
 
 /** One JSON log line per failed event, without the event's contents (they may be personal data). */

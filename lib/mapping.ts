@@ -80,6 +80,8 @@ function identifyCall(event: Event, who: Contact, options: MappingOptions): Refi
   const body: Record<string, unknown> = normalizeTraits(companyId ? rest : traits, {
     preserveKeys: options.preserveTraitKeys,
     skip: ["id", "userId", "email"],
+    // Refiner reads `account` as the account object: a plain `account` trait would be taken for it.
+    reserved: ["id", "email", "account"],
   });
   if (companyId && isPlainObject(company)) body.account = account(companyId, company, options);
   return { call: "identifyUser", body: withContact(body, who) };
@@ -151,7 +153,7 @@ function contact(event: Event, type: Exclude<EventType, "alias">): Contact | Fai
   return { id, email };
 }
 
-/** `id` and `email` go last; bodies hold no such trait (see `skip`), so none can overwrite them. */
+/** `id` and `email` go last; bodies hold no such trait (see `reserved`), so none can overwrite them. */
 function withContact(body: Record<string, unknown>, who: Contact): Record<string, unknown> {
   const out = { ...body };
   if (who.id !== undefined) out.id = who.id;
@@ -163,6 +165,7 @@ function account(id: string, traits: Event, options: MappingOptions): Traits {
   const normalized = normalizeTraits(traits, {
     preserveKeys: options.preserveTraitKeys,
     skip: ["id"],
+    reserved: ["id"],
   });
   return { ...normalized, id };
 }

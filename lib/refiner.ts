@@ -34,8 +34,13 @@ export type Fetch = (
 export interface FetchResponse {
   status: number;
   headers: { get(name: string): string | null };
+  /** node-fetch v2: a Node stream; Node's fetch: a web ReadableStream; null when empty. */
+  body?: unknown;
   text(): Promise<string>;
 }
+
+/** Refiner's answers are a few hundred bytes; whatever a server sends, no more than this is read. */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
 
 // Segment's runtime may not have AbortController; looked up once, since global lookups are slow there.
 const Abort = typeof AbortController === "function" ? AbortController : undefined;
@@ -103,7 +108,7 @@ export async function send(
         signal: controller?.signal,
         timeout: remaining,
       });
-      const text = await response.text();
+      const text = await readBounded(response);
       return { status: response.status, text, retryAfter: response.headers.get("retry-after") };
     } catch (error) {
       return { error };
@@ -115,4 +120,31 @@ export async function send(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The start of a response body, at most MAX_RESPONSE_BYTES; the rest is never read. */
+async function readBounded(response: FetchResponse): Promise<string> {
+  const { body } = response;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (body && typeof (body as ReadableStream).getReader === "function") {
+    const reader = (body as ReadableStream<Uint8Array>).getReader();
+    while (size < MAX_RESPONSE_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+    if (size >= MAX_RESPONSE_BYTES) reader.cancel().catch(() => {});
+  } else if (body && Symbol.asyncIterator in (body as object)) {
+    // Leaving the loop early destroys the stream.
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= MAX_RESPONSE_BYTES) break;
+    }
+  } else {
+    return (await response.text()).slice(0, MAX_RESPONSE_BYTES);
+  }
+  return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString("utf8");
 }

@@ -34,8 +34,10 @@ export function snakeCase(key: string): string {
 
 export interface TraitOptions {
   preserveKeys: boolean;
-  /** Top-level keys that are not traits: as written (`userId`) or once normalized (`id`, `email`). */
+  /** Top-level keys, as written, that are not traits (`userId`). */
   skip?: readonly string[];
+  /** Keys the body uses itself (`id`, `email`, `account`): no trait may produce them. */
+  reserved?: readonly string[];
 }
 
 /**
@@ -47,6 +49,7 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
   const rename = options.preserveKeys ? (key: string) => key : snakeCase;
 
   const put = (key: string, exact: boolean, value: TraitValue) => {
+    if (options.reserved?.includes(key)) return;
     const existing = out.get(key);
     // A key already written in snake_case beats one that only normalizes to it.
     if (existing?.exact && !exact) return;
@@ -61,10 +64,7 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
   ) => {
     for (const [rawKey, value] of Object.entries(object)) {
       const part = rename(rawKey);
-      if (
-        !part ||
-        (depth === 0 && (options.skip?.includes(rawKey) || options.skip?.includes(part)))
-      ) {
+      if (!part || (depth === 0 && options.skip?.includes(rawKey))) {
         continue;
       }
       const key = prefix ? `${prefix}_${part}` : part;
@@ -117,12 +117,21 @@ function arrayValue(items: unknown[]): string {
     .join(", ");
 }
 
-function jsonText(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? "";
-  } catch {
-    return "[not serializable]";
-  }
+/** Nesting kept in a trait sent as JSON text; deeper values become a marker. */
+const MAX_JSON_DEPTH = 32;
+
+/**
+ * JSON text of a JSON value with its nesting cut off at MAX_JSON_DEPTH, so that no input (a
+ * 5,000-level object, say) can exhaust the stack as JSON.stringify would.
+ */
+export function jsonText(value: unknown, depth = 0): string {
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null";
+  if (depth >= MAX_JSON_DEPTH) return '"[nested too deep]"';
+  if (Array.isArray(value)) return `[${value.map((item) => jsonText(item, depth + 1)).join(",")}]`;
+  const members = Object.entries(value)
+    .filter(([, item]) => item !== undefined)
+    .map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item, depth + 1)}`);
+  return `{${members.join(",")}}`;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -102,7 +102,12 @@ async function signedBySegment(
   };
   if (matches(raw)) return true;
   // With batching on, Segment signs only the first event of the array.
-  return Array.isArray(body) && body.length > 0 && matches(JSON.stringify(body[0]));
+  if (!Array.isArray(body) || body.length === 0) return false;
+  try {
+    return matches(JSON.stringify(body[0]));
+  } catch {
+    return false; // nested too deep to serialize: Segment cannot have signed it either
+  }
 }
 
 function header(event: APIGatewayProxyEventV2, name: string): string | undefined {

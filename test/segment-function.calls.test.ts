@@ -182,6 +182,18 @@ describe("trait normalization", () => {
     });
   });
 
+  it("keeps a plain `account` trait out of the body, since Refiner reads `account` as the account", async () => {
+    await handlers.onIdentify(
+      { userId: "u1", traits: { account: "Initech", accountTier: { level: 2 }, plan: "pro" } },
+      settings,
+    );
+    expect(onlyRequest(refiner).body).toStrictEqual({
+      account_tier_level: 2,
+      plan: "pro",
+      id: "u1",
+    });
+  });
+
   it("keeps keys as written with preserveTraitKeys", async () => {
     await handlers.onIdentify(
       { userId: "u1", traits: { firstName: "Ann", address: { postCode: "75001" } } },
