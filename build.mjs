@@ -2,10 +2,11 @@
 //   dist/segment-function.js  a plain script to paste into Segment's function editor
 //   dist/lambda/handler.js    CommonJS for AWS Lambda (serverless.yml)
 //   dist/dev/start.js         `npm start`: the webhook handler on localhost (not deployed)
+//   dist/cli/refiner-destination.js  the `refiner-destination` command (send, deploy-segment)
 //   dist/dev/bench.mjs        `npm run bench` only (`node build.mjs --bench`)
 // A file is rewritten only when its content changes, so a build never truncates an artifact that a
 // running test or server is reading.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { build } from "esbuild";
 
@@ -125,6 +126,16 @@ await emit({
   target: "node20",
   outfile: "dist/dev/start.js",
 });
+
+await emit({
+  entryPoints: ["cli/main.ts"],
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  banner: { js: "#!/usr/bin/env node" },
+  outfile: "dist/cli/refiner-destination.js",
+});
+chmodSync("dist/cli/refiner-destination.js", 0o755);
 
 if (process.argv.includes("--bench")) {
   await emit({

@@ -80,15 +80,16 @@ export async function sendBatch(
   });
   closePhase();
 
-  let throttled: string | undefined;
+  let throttled: Outcome | undefined;
   for (const phase of phases) {
     await pool(phase, async (request) => {
-      const outcome =
-        throttled === undefined
-          ? await send(request.call, transport)
-          : retry(`Not sent: ${throttled}`, 429);
+      const outcome = throttled ?? (await send(request.call, transport));
       if (outcome.kind === "retry" && outcome.status === 429 && throttled === undefined) {
-        throttled = `Refiner throttled this batch (${outcome.message})`;
+        throttled = retry(
+          `Not sent: Refiner throttled this batch (${outcome.message})`,
+          429,
+          outcome.retryAfterSeconds,
+        );
       }
       for (const index of request.events) outcomes[index] = outcome;
     });

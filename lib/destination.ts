@@ -25,6 +25,8 @@ export interface Runtime {
   fetch: Fetch;
   /** When the handler began (epoch ms); the deadline counts from here. */
   startedAt: number;
+  /** How long a call may wait on Refiner; DEADLINE_MS unless Segment's 5 s limit does not apply. */
+  budgetMs?: number;
 }
 
 /**
@@ -66,7 +68,11 @@ export async function deliverBatch(
 }
 
 function transport(settings: Settings, runtime: Runtime) {
-  return { fetch: runtime.fetch, settings, deadline: runtime.startedAt + DEADLINE_MS };
+  return {
+    fetch: runtime.fetch,
+    settings,
+    deadline: runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS),
+  };
 }
 
 /** A bug must not become an exception Segment silently discards: retrying keeps the event. */

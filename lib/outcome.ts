@@ -9,7 +9,7 @@ export type Outcome =
   /** Permanent: retrying the same event cannot succeed. */
   | { kind: "rejected"; reason: "invalid" | "unsupported" | "api-key"; message: string }
   /** Temporary: the same event may succeed later. `status` is 429 when Refiner throttled us. */
-  | { kind: "retry"; status: 429 | 500; message: string };
+  | { kind: "retry"; status: 429 | 500; message: string; retryAfterSeconds?: number };
 
 export type Failure = Exclude<Outcome, { kind: "delivered" }>;
 
@@ -26,8 +26,14 @@ export function unsupported(message: string): Failure {
   return { kind: "rejected", reason: "unsupported", message };
 }
 
-export function retry(message: string, status: 429 | 500 = 500): Failure {
-  return { kind: "retry", status, message };
+export function retry(
+  message: string,
+  status: 429 | 500 = 500,
+  retryAfterSeconds?: number,
+): Failure {
+  return retryAfterSeconds === undefined
+    ? { kind: "retry", status, message }
+    : { kind: "retry", status, message, retryAfterSeconds };
 }
 
 /** An answer Refiner gave, reduced to what the decision needs. */
@@ -88,6 +94,7 @@ export function classify(
     return retry(
       say(`Refiner answered ${status} to ${ctx.request}${detail ? `: ${detail}` : ""}${wait}`),
       status === 429 ? 429 : 500,
+      seconds(result.retryAfter),
     );
   }
 
@@ -99,6 +106,14 @@ export function classify(
 
   // 1xx and codes outside HTTP's range: nothing says the event was stored, so let Segment retry.
   return retry(say(`Refiner gave an unexpected status ${status} to ${ctx.request}`));
+}
+
+/** `Retry-After` is seconds or an HTTP date. */
+function seconds(retryAfter: string | null): number | undefined {
+  if (!retryAfter) return undefined;
+  const value = retryAfter.trim();
+  const wait = /^\d+$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isFinite(wait) ? Math.max(0, wait) : undefined;
 }
 
 /** Refiner puts its reason in `error` or `message`; anything else is shown as text. */

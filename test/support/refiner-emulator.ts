@@ -18,6 +18,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** Parsed JSON when the body is JSON, else the raw text; `undefined` when empty. */
   body: unknown;
+  /** When the request arrived (epoch ms). */
+  at: number;
 }
 
 export type Reply =
@@ -112,6 +114,7 @@ export async function startRefinerEmulator(
 }
 
 async function record(req: IncomingMessage): Promise<RecordedRequest> {
+  const at = Date.now();
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString("utf8");
@@ -129,6 +132,7 @@ async function record(req: IncomingMessage): Promise<RecordedRequest> {
     path: url.startsWith(PREFIX) ? url.slice(PREFIX.length) : url,
     headers: req.headers,
     body,
+    at,
   };
 }
 

@@ -1,0 +1,169 @@
+// `npm run deploy:segment`: creates or updates the destination function in a Segment workspace
+// through Segment's Public API, so a release needs no copy-paste. Idempotent: it finds the function
+// by display name and changes only what differs.
+
+import type { Fetch } from "../lib/refiner.ts";
+
+export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";
+
+export interface FunctionSetting {
+  name: string;
+  label: string;
+  type: "STRING" | "BOOLEAN" | "ARRAY" | "TEXT_MAP";
+  description: string;
+  required: boolean;
+  sensitive: boolean;
+}
+
+/** The settings the pasteable function reads (MAPPING.md, "Settings"). */
+export const FUNCTION_SETTINGS: FunctionSetting[] = [
+  {
+    name: "apiKey",
+    label: "API Key",
+    type: "STRING",
+    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+    required: true,
+    sensitive: true,
+  },
+  {
+    name: "apiBaseUrl",
+    label: "API Base URL",
+    type: "STRING",
+    description:
+      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "preserveTraitKeys",
+    label: "Preserve Trait Keys",
+    type: "BOOLEAN",
+    description: "Send trait keys as written instead of snake_case.",
+    required: false,
+    sensitive: false,
+  },
+];
+
+export interface DeployOptions {
+  token: string;
+  apiUrl: string;
+  displayName: string;
+  code: string;
+  fetch: Fetch;
+}
+
+export interface DeployResult {
+  id: string;
+  action: "created" | "updated" | "unchanged";
+  /** What differed and was sent: "code", "settings". */
+  changed: string[];
+}
+
+interface SegmentFunction {
+  id: string;
+  displayName?: string;
+  code?: string;
+  settings?: Partial<FunctionSetting>[];
+}
+
+export class SegmentApiError extends Error {}
+
+export async function deploySegmentFunction(options: DeployOptions): Promise<DeployResult> {
+  const api = publicApi(options);
+  const existing = await findByName(api, options.displayName);
+  if (!existing) {
+    const created = await api("POST", "/functions", {
+      code: options.code,
+      displayName: options.displayName,
+      resourceType: "DESTINATION",
+      description: "Sends identify, group, track, page and screen calls to Refiner.",
+      settings: FUNCTION_SETTINGS,
+    });
+    return { id: functionIn(created).id, action: "created", changed: ["code", "settings"] };
+  }
+
+  const current = functionIn(await api("GET", `/functions/${encodeURIComponent(existing.id)}`));
+  const update: { code?: string; settings?: FunctionSetting[] } = {};
+  if (current.code !== options.code) update.code = options.code;
+  if (!sameSettings(current.settings ?? [], FUNCTION_SETTINGS)) update.settings = FUNCTION_SETTINGS;
+  const changed = Object.keys(update);
+  if (!changed.length) return { id: current.id, action: "unchanged", changed };
+  await api("PATCH", `/functions/${encodeURIComponent(current.id)}`, update);
+  return { id: current.id, action: "updated", changed };
+}
+
+type Api = (method: string, path: string, body?: unknown) => Promise<unknown>;
+
+function publicApi({ token, apiUrl, fetch }: DeployOptions): Api {
+  const base = apiUrl.replace(/\/+$/, "");
+  return async (method, path, body) => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        Accept: "application/json",
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      redirect: "manual",
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (response.status >= 200 && response.status < 300)
+      return (parsed as { data?: unknown })?.data;
+    const reason = errorMessage(parsed) ?? text.slice(0, 200);
+    const hint =
+      response.status === 401 || response.status === 403
+        ? " Check SEGMENT_TOKEN: a Public API token of a workspace owner (and SEGMENT_API_URL for EU workspaces)."
+        : "";
+    throw new SegmentApiError(
+      `Segment's Public API answered ${response.status} to ${method} ${path.split("?")[0]}: ${reason.split(token).join("[redacted]")}.${hint}`,
+    );
+  };
+}
+
+async function findByName(api: Api, displayName: string): Promise<SegmentFunction | undefined> {
+  let cursor: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const query = `resourceType=DESTINATION&pagination[count]=200${cursor ? `&pagination[cursor]=${encodeURIComponent(cursor)}` : ""}`;
+    const data = (await api("GET", `/functions?${query}`)) as {
+      functions?: SegmentFunction[];
+      pagination?: { next?: string | null };
+    };
+    const found = data?.functions?.find((fn) => fn.displayName === displayName);
+    if (found) return found;
+    cursor = data?.pagination?.next ?? undefined;
+    if (!cursor) return undefined;
+  }
+  return undefined;
+}
+
+function functionIn(data: unknown): SegmentFunction {
+  const fn = (data as { function?: SegmentFunction })?.function;
+  if (!fn?.id) throw new SegmentApiError("Segment's Public API answered without a function id.");
+  return fn;
+}
+
+function sameSettings(current: Partial<FunctionSetting>[], wanted: FunctionSetting[]): boolean {
+  if (current.length !== wanted.length) return false;
+  return wanted.every((setting) => {
+    const other = current.find((candidate) => candidate.name === setting.name);
+    return (
+      other !== undefined &&
+      (Object.keys(setting) as (keyof FunctionSetting)[]).every(
+        (key) => other[key] === setting[key],
+      )
+    );
+  });
+}
+
+function errorMessage(body: unknown): string | undefined {
+  const errors = (body as { errors?: { message?: unknown }[] })?.errors;
+  const message = errors?.[0]?.message;
+  return typeof message === "string" ? message : undefined;
+}
