@@ -4,8 +4,14 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
-import { type LambdaHandlers, loadLambda } from "./support/lambda.ts";
+import {
+  API_KEY,
+  expectRefinerRequest,
+  loadEvent,
+  onlyRequest,
+  SEED_GROUP_REQUEST,
+} from "./support/fixtures.ts";
+import { captureConsole, type LambdaHandlers, loadLambda } from "./support/lambda.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
 import { settle } from "./support/segment-runtime.ts";
 
@@ -23,12 +29,7 @@ beforeEach(() => {
   vi.stubEnv("REFINER_API_KEY", API_KEY);
   vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
   vi.stubEnv("REFINER_PRESERVE_TRAIT_KEYS", "");
-  logged = [];
-  for (const level of ["log", "info", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
-      logged.push([level, ...args]);
-    });
-  }
+  logged = captureConsole();
 });
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -51,21 +52,7 @@ describe("segment (direct invoke)", () => {
 
   it("sends exactly what the Segment function sends", async () => {
     await lambda.segment(loadEvent("group"));
-    expectRefinerRequest(onlyRequest(refiner), {
-      method: "POST",
-      path: "/identify-user",
-      body: {
-        account: {
-          name: "Initech",
-          industry: "Technology",
-          employees: 329,
-          plan: "enterprise",
-          total_billed: 830,
-          id: "0e8c78ea9d97a7b8185e8632",
-        },
-        id: "userId123",
-      },
-    });
+    expectRefinerRequest(onlyRequest(refiner), SEED_GROUP_REQUEST);
   });
 
   it("honours REFINER_PRESERVE_TRAIT_KEYS", async () => {

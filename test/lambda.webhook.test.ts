@@ -3,7 +3,13 @@
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
-import { type LambdaHandlers, loadLambda, sign, webhookPost } from "./support/lambda.ts";
+import {
+  captureConsole,
+  type LambdaHandlers,
+  loadLambda,
+  sign,
+  webhookPost,
+} from "./support/lambda.ts";
 import {
   type RefinerEmulator,
   type Reply,
@@ -26,9 +32,7 @@ beforeEach(() => {
   vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
   vi.stubEnv("SEGMENT_SHARED_SECRET", SECRET);
   vi.stubEnv("ALLOW_UNSIGNED_WEBHOOKS", "");
-  for (const level of ["log", "info", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation(() => {});
-  }
+  captureConsole();
 });
 afterEach(() => {
   vi.unstubAllEnvs();

@@ -6,7 +6,13 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { API_KEY, loadEvent } from "./support/fixtures.ts";
-import { type LambdaHandlers, loadLambda, sign, webhookPost } from "./support/lambda.ts";
+import {
+  captureConsole,
+  type LambdaHandlers,
+  loadLambda,
+  sign,
+  webhookPost,
+} from "./support/lambda.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
 import {
   loadSegmentFunction,
@@ -35,19 +41,14 @@ afterAll(() => {
 
 let fn: SegmentFunction;
 let lambda: LambdaHandlers;
-let consoleLines: string[];
+let consoleLines: unknown[][];
 
 beforeAll(() => {
   fn = loadSegmentFunction();
   lambda = loadLambda();
 });
 beforeEach(() => {
-  consoleLines = [];
-  for (const level of ["log", "info", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
-      consoleLines.push(JSON.stringify(args));
-    });
-  }
+  consoleLines = captureConsole();
 });
 afterEach(() => {
   vi.unstubAllEnvs();

@@ -1,7 +1,13 @@
 // Every call row of MAPPING.md, through the built bundle loaded the way Segment loads it.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
+import {
+  API_KEY,
+  expectRefinerRequest,
+  loadEvent,
+  onlyRequest,
+  SEED_GROUP_REQUEST,
+} from "./support/fixtures.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
 import {
   EventNotSupported,
@@ -224,21 +230,7 @@ describe("trait normalization", () => {
 describe("group", () => {
   it("sends the seed Initech group as the contact's account", async () => {
     await handlers.onGroup(loadEvent("group"), settings);
-    expectRefinerRequest(onlyRequest(refiner), {
-      method: "POST",
-      path: "/identify-user",
-      body: {
-        account: {
-          name: "Initech",
-          industry: "Technology",
-          employees: 329,
-          plan: "enterprise",
-          total_billed: 830,
-          id: "0e8c78ea9d97a7b8185e8632",
-        },
-        id: "userId123",
-      },
-    });
+    expectRefinerRequest(onlyRequest(refiner), SEED_GROUP_REQUEST);
   });
 
   it("keeps traits.email with the account and takes the contact's email from context.traits", async () => {

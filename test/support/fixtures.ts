@@ -8,6 +8,23 @@ export function loadEvent(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
 }
 
+/** What the seed group (events/group.json, the documented Initech example) becomes. */
+export const SEED_GROUP_REQUEST = {
+  method: "POST",
+  path: "/identify-user",
+  body: {
+    account: {
+      name: "Initech",
+      industry: "Technology",
+      employees: 329,
+      plan: "enterprise",
+      total_billed: 830,
+      id: "0e8c78ea9d97a7b8185e8632",
+    },
+    id: "userId123",
+  },
+};
+
 /** The single request Refiner received, checked to the header: method, path, auth and JSON body. */
 export function onlyRequest(emulator: RefinerEmulator): RecordedRequest {
   expect(emulator.requests).toHaveLength(1);

@@ -5,6 +5,7 @@ import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { vi } from "vitest";
 import { functionUrlEvent } from "../../scripts/function-url.ts";
 
 export const LAMBDA_HANDLER = fileURLToPath(
@@ -37,4 +38,18 @@ export function webhookPost(
     body: Buffer.from(body),
     sourceIp: "54.186.40.12",
   });
+}
+
+/**
+ * Silences console.* for the current test and returns what was written, as `[level, ...args]`.
+ * Undone by `vi.restoreAllMocks()`.
+ */
+export function captureConsole(): unknown[][] {
+  const lines: unknown[][] = [];
+  for (const level of ["log", "info", "warn", "error"] as const) {
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      lines.push([level, ...args]);
+    });
+  }
+  return lines;
 }
