@@ -2,7 +2,7 @@
 // which invokes the function with the Segment event itself. Configuration comes from the
 // environment (MAPPING.md, "Settings").
 
-import { deliver, deliverBatch, type Runtime } from "./destination.ts";
+import { deliverBatch, type Runtime } from "./destination.ts";
 import {
   type BatchItem,
   type Failure,
@@ -67,9 +67,7 @@ export async function deliverAll(
 ): Promise<Outcome[]> {
   const { settings } = config;
   const outcomes = settings.ok
-    ? events.length === 1
-      ? [await deliver("from-event", events[0], settings.settings, runtime)]
-      : await deliverBatch(events, settings.settings, runtime)
+    ? await deliverBatch(events, settings.settings, runtime)
     : events.map(() => invalid(settings.message));
   return outcomes.map((outcome, index) => {
     if (outcome.kind === "delivered") return outcome;
@@ -81,7 +79,7 @@ export async function deliverAll(
 }
 
 /** One JSON log line per failed event, without the event's contents (they may be personal data). */
-export function logFailure(outcome: Failure, event: unknown): void {
+function logFailure(outcome: Failure, event: unknown): void {
   const { type, messageId } = (event && typeof event === "object" ? event : {}) as Record<
     string,
     unknown

@@ -52,11 +52,6 @@ export interface Transport {
   deadline: number;
 }
 
-export function describeCall(call: RefinerCall): string {
-  const { method, path } = ENDPOINTS[call.call];
-  return `${method} ${path}`;
-}
-
 export async function send(
   call: RefinerCall,
   { fetch, settings, deadline }: Transport,
@@ -69,7 +64,9 @@ export async function send(
   };
   const remaining = deadline - Date.now();
   if (remaining <= 0) {
-    return retry(`Not sent: ${context.request} would have outlived Segment's 5 s limit.`);
+    return retry(
+      `Not sent: no time was left for ${context.request} before the deadline (Segment stops a call at 5 s).`,
+    );
   }
 
   const url =
@@ -93,7 +90,9 @@ export async function send(
     timer = setTimeout(() => {
       controller?.abort();
       resolve({
-        error: new Error(`no complete answer within ${remaining} ms, before Segment's 5 s limit`),
+        error: new Error(
+          `no complete answer within the ${remaining} ms left before the deadline (Segment stops a call at 5 s)`,
+        ),
       });
     }, remaining);
   });
