@@ -6,6 +6,7 @@
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
 import { configFromEnvironment, invokeDirect } from "./lib/lambda.ts";
+import type { EventType } from "./lib/mapping.ts";
 import type { Fetch } from "./lib/refiner.ts";
 import { handleWebhook } from "./lib/webhook.ts";
 
@@ -18,20 +19,16 @@ const runtimeFetch: Fetch =
     : () => Promise.reject(new Error("this runtime provides no fetch"));
 const runtime = (): Runtime => ({ fetch: runtimeFetch, startedAt: Date.now() });
 
-export const onIdentify = (event: unknown, settings: unknown) =>
-  segmentHandler("identify", event, settings, runtime());
-export const onGroup = (event: unknown, settings: unknown) =>
-  segmentHandler("group", event, settings, runtime());
-export const onTrack = (event: unknown, settings: unknown) =>
-  segmentHandler("track", event, settings, runtime());
-export const onPage = (event: unknown, settings: unknown) =>
-  segmentHandler("page", event, settings, runtime());
-export const onScreen = (event: unknown, settings: unknown) =>
-  segmentHandler("screen", event, settings, runtime());
-export const onAlias = (event: unknown, settings: unknown) =>
-  segmentHandler("alias", event, settings, runtime());
-export const onDelete = (event: unknown, settings: unknown) =>
-  segmentHandler("delete", event, settings, runtime());
+const handlerFor = (type: EventType) => (event: unknown, settings: unknown) =>
+  segmentHandler(type, event, settings, runtime());
+
+export const onIdentify = handlerFor("identify");
+export const onGroup = handlerFor("group");
+export const onTrack = handlerFor("track");
+export const onPage = handlerFor("page");
+export const onScreen = handlerFor("screen");
+export const onAlias = handlerFor("alias");
+export const onDelete = handlerFor("delete");
 export const onBatch = (events: unknown, settings: unknown) =>
   segmentBatchHandler(events, settings, runtime());
 
