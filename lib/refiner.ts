@@ -27,7 +27,10 @@ export type Fetch = (
     body?: string;
     redirect: "manual";
     signal?: AbortSignal;
+    /** node-fetch v2 only: give up after this many ms. */
     timeout?: number;
+    /** node-fetch v2 only: read at most this many bytes of the body. */
+    size?: number;
   },
 ) => Promise<FetchResponse>;
 
@@ -106,6 +109,7 @@ export async function send(
         redirect: "manual",
         signal: controller?.signal,
         timeout: remaining,
+        size: MAX_RESPONSE_BYTES,
       });
       const text = await readBounded(response);
       return { status: response.status, text, retryAfter: response.headers.get("retry-after") };
@@ -121,13 +125,14 @@ export async function send(
   }
 }
 
-/** The start of a response body, at most MAX_RESPONSE_BYTES; the rest is never read. */
+/** A response body, or its start: never more than MAX_RESPONSE_BYTES is kept. */
 async function readBounded(response: FetchResponse): Promise<string> {
   const { body } = response;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   if (body && typeof (body as ReadableStream).getReader === "function") {
+    // Node's fetch: read chunks up to the limit, then cancel the rest.
     const reader = (body as ReadableStream<Uint8Array>).getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
     while (size < MAX_RESPONSE_BYTES) {
       const { done, value } = await reader.read();
       if (done) break;
@@ -135,15 +140,15 @@ async function readBounded(response: FetchResponse): Promise<string> {
       size += value.length;
     }
     if (size >= MAX_RESPONSE_BYTES) reader.cancel().catch(() => {});
-  } else if (body && Symbol.asyncIterator in (body as object)) {
-    // Leaving the loop early destroys the stream.
-    for await (const chunk of body as AsyncIterable<Uint8Array>) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= MAX_RESPONSE_BYTES) break;
-    }
-  } else {
-    return (await response.text()).slice(0, MAX_RESPONSE_BYTES);
+    return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString("utf8");
   }
-  return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString("utf8");
+  // node-fetch v2 stops reading at the `size` the request gave it, and says so.
+  try {
+    return (await response.text()).slice(0, MAX_RESPONSE_BYTES);
+  } catch (error) {
+    if ((error as { type?: unknown })?.type === "max-size") {
+      return `(an answer of more than ${MAX_RESPONSE_BYTES} bytes, not read)`;
+    }
+    throw error;
+  }
 }
