@@ -333,6 +333,22 @@ describe("page and screen", () => {
     expect(onlyRequest(refiner).body).toStrictEqual({ event: expected, id: "u1" });
   });
 
+  it("identifies a page or screen by context.traits.email, else properties.email", async () => {
+    await handlers.onPage({ name: "Home", properties: { email: "p@example.com" } }, settings);
+    await handlers.onScreen(
+      {
+        name: "Home",
+        properties: { email: "p@example.com" },
+        context: { traits: { email: "c@example.com" } },
+      },
+      settings,
+    );
+    expect(refiner.requests.map((request) => request.body)).toEqual([
+      { event: "Viewed Home Page", email: "p@example.com" },
+      { event: "Viewed Home Screen", email: "c@example.com" },
+    ]);
+  });
+
   it("names the seed screen", async () => {
     await handlers.onScreen(loadEvent("screen"), settings);
     expectRefinerRequest(onlyRequest(refiner), {
