@@ -112,7 +112,12 @@ export async function send(
         size: MAX_RESPONSE_BYTES,
       });
       const text = await readBounded(response);
-      return { status: response.status, text, retryAfter: response.headers.get("retry-after") };
+      const { status } = response;
+      return {
+        status,
+        text,
+        retryAfter: status === 429 ? response.headers.get("retry-after") : null,
+      };
     } catch (error) {
       return { error };
     }
