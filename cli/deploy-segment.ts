@@ -6,6 +6,9 @@ import type { Fetch } from "../lib/refiner.ts";
 
 export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";
 
+/** A Public API call that takes longer than this is given up, rather than hang the release. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export interface FunctionSetting {
   name: string;
   label: string;
@@ -106,6 +109,7 @@ function publicApi({ token, apiUrl, fetch }: DeployOptions): Api {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
       redirect: "manual",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     const text = await response.text();
     let parsed: unknown;
