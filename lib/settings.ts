@@ -72,14 +72,15 @@ function checkBaseUrl(value: unknown, name: string): BaseUrlResult {
     return { ok: true, url: DEFAULT_API_BASE_URL };
   }
   let url: URL | undefined;
-  try {
-    url = new URL(String(value).trim());
-  } catch {
-    // reported below
+  if (typeof value === "string") {
+    try {
+      url = new URL(value.trim());
+    } catch {
+      // reported below
+    }
   }
   // The API key travels with every request: only TLS, or plain HTTP that never leaves the machine.
   const safe =
-    typeof value === "string" &&
     url !== undefined &&
     !url.username &&
     !url.password &&
