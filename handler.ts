@@ -7,7 +7,7 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
 import { configFromEnvironment, invokeDirect } from "./lib/lambda.ts";
 import type { EventType } from "./lib/mapping.ts";
-import type { Fetch } from "./lib/refiner.ts";
+import { boundedFetch, type Fetch } from "./lib/refiner.ts";
 import { handleWebhook } from "./lib/webhook.ts";
 
 // Segment's runtime provides `fetch` (node-fetch v2) as a global, and Lambda's Node has its own:
@@ -18,6 +18,8 @@ const runtimeFetch: Fetch =
     ? (fetch as unknown as Fetch)
     : () => Promise.reject(new Error("this runtime provides no fetch"));
 const runtime = (): Runtime => ({ fetch: runtimeFetch, startedAt: Date.now() });
+// Node's fetch has no `size` option, so the Lambda reads answers through boundedFetch.
+const lambdaRuntime = (): Runtime => ({ fetch: boundedFetch(runtimeFetch), startedAt: Date.now() });
 
 const handlerFor = (type: EventType) => (event: unknown, settings: unknown) =>
   segmentHandler(type, event, settings, runtime());
@@ -34,8 +36,8 @@ export const onBatch = (events: unknown, settings: unknown) =>
 
 /** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
 export const segment = (event: unknown) =>
-  invokeDirect(event, configFromEnvironment(process.env), runtime());
+  invokeDirect(event, configFromEnvironment(process.env), lambdaRuntime());
 
 /** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
 export const webhook = (event: APIGatewayProxyEventV2) =>
-  handleWebhook(event, configFromEnvironment(process.env), runtime());
+  handleWebhook(event, configFromEnvironment(process.env), lambdaRuntime());

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Fetch } from "../lib/refiner.ts";
+import { boundedFetch, type Fetch } from "../lib/refiner.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
 import { send } from "./send.ts";
 
@@ -29,6 +29,8 @@ const USAGE = `Usage:
 `;
 
 const nodeFetch = fetch as unknown as Fetch;
+// Node's fetch has no `size` option: answers to `send` are read through boundedFetch.
+const refinerFetch = boundedFetch(nodeFetch);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -79,7 +81,7 @@ async function sendCommand(args: string[]): Promise<number> {
     attempts,
     backoffMs,
     batchSize: 100,
-    fetch: nodeFetch,
+    fetch: refinerFetch,
     stdout: process.stdout,
     stderr: process.stderr,
   });

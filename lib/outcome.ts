@@ -44,25 +44,29 @@ export interface RefinerAnswer {
   retryAfter: string | null;
 }
 
-export interface ExchangeContext {
+/** The request an answer is to. */
+export interface Endpoint {
   /** e.g. "POST /identify-user", for messages. */
   request: string;
   /** A 404 that is not about the API key means the contact is already gone. */
   notFoundIsSuccess?: boolean;
-  /** Removed from every message, since Refiner may echo it. */
-  apiKey: string;
 }
 
-/** HTTP status, or the failure to get one, → what Segment should do with the event. */
+/**
+ * HTTP status, or the failure to get one, → what Segment should do with the event. `apiKey` is
+ * removed from every message, since Refiner may echo it.
+ */
 export function classify(
   result: RefinerAnswer | { error: unknown },
-  ctx: ExchangeContext,
+  endpoint: Endpoint,
+  apiKey: string,
 ): Outcome {
-  const say = (message: string) => redact(message, ctx.apiKey);
+  const say = (message: string) => redact(message, apiKey);
+  const { request } = endpoint;
 
   if ("error" in result) {
     // Refused, reset, DNS failure, our own deadline: nothing was stored, so sending again is safe.
-    return retry(say(`Refiner could not be reached for ${ctx.request}: ${describe(result.error)}`));
+    return retry(say(`Refiner could not be reached for ${request}: ${describe(result.error)}`));
   }
 
   const { status } = result;
@@ -72,7 +76,7 @@ export function classify(
   if (status >= 300 && status < 400) {
     return invalid(
       say(
-        `Refiner answered ${status} (a redirect) to ${ctx.request}; redirects are not followed so the API key stays with apiBaseUrl. Check the apiBaseUrl setting.`,
+        `Refiner answered ${status} (a redirect) to ${request}; redirects are not followed so the API key stays with apiBaseUrl. Check the apiBaseUrl setting.`,
       ),
     );
   }
@@ -87,25 +91,23 @@ export function classify(
       ),
     };
   }
-  if (status === 404 && ctx.notFoundIsSuccess) return DELIVERED;
+  if (status === 404 && endpoint.notFoundIsSuccess) return DELIVERED;
 
   if (status === 408 || status === 429 || (status >= 500 && status !== 501)) {
     const wait = status === 429 && result.retryAfter ? `; Retry-After: ${result.retryAfter}` : "";
     return retry(
-      say(`Refiner answered ${status} to ${ctx.request}${detail ? `: ${detail}` : ""}${wait}`),
+      say(`Refiner answered ${status} to ${request}${detail ? `: ${detail}` : ""}${wait}`),
       status === 429 ? 429 : 500,
       seconds(result.retryAfter),
     );
   }
 
   if (status >= 400) {
-    return invalid(
-      say(`Refiner rejected ${ctx.request} with ${status}${detail ? `: ${detail}` : ""}`),
-    );
+    return invalid(say(`Refiner rejected ${request} with ${status}${detail ? `: ${detail}` : ""}`));
   }
 
   // 1xx and codes outside HTTP's range: nothing says the event was stored, so let Segment retry.
-  return retry(say(`Refiner gave an unexpected status ${status} to ${ctx.request}`));
+  return retry(say(`Refiner gave an unexpected status ${status} to ${request}`));
 }
 
 /** `Retry-After` is seconds or an HTTP date. */

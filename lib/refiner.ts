@@ -1,6 +1,6 @@
 // The Refiner REST API: the only code that speaks HTTP. One call in, one Outcome out.
 
-import { classify, type Outcome, retry } from "./outcome.ts";
+import { classify, type Outcome, type RefinerAnswer, retry } from "./outcome.ts";
 import type { Settings } from "./settings.ts";
 
 export type RefinerCall =
@@ -8,16 +8,26 @@ export type RefinerCall =
   | { call: "trackEvent"; body: Record<string, unknown> }
   | { call: "deleteContact"; query: { id: string } | { email: string } };
 
-/** Every Refiner endpoint the destination uses (MAPPING.md, "Refiner REST API"). */
+/**
+ * Every Refiner endpoint the destination uses (MAPPING.md, "Refiner REST API"), with how messages
+ * name it and whether a 404 means the work is already done.
+ */
 export const ENDPOINTS = {
-  identifyUser: { method: "POST", path: "/identify-user" },
-  trackEvent: { method: "POST", path: "/track-event" },
-  deleteContact: { method: "DELETE", path: "/contact" },
+  identifyUser: { method: "POST", path: "/identify-user", request: "POST /identify-user" },
+  trackEvent: { method: "POST", path: "/track-event", request: "POST /track-event" },
+  deleteContact: {
+    method: "DELETE",
+    path: "/contact",
+    request: "DELETE /contact",
+    // The contact is already gone.
+    notFoundIsSuccess: true,
+  },
 } as const;
 
 /**
- * The part of `fetch` we use. Segment's is node-fetch v2 (which honours `timeout` but may lack
- * AbortController); Lambda's is Node's own (which honours `signal` and ignores `timeout`).
+ * The part of `fetch` we use. Segment's is node-fetch v2 (which honours `timeout` and `size` but may
+ * lack AbortController); Node's own honours `signal` and ignores the others, so it is used through
+ * `boundedFetch`.
  */
 export type Fetch = (
   url: string,
@@ -39,6 +49,7 @@ export interface FetchResponse {
   headers: { get(name: string): string | null };
   /** node-fetch v2: a Node stream; Node's fetch: a web ReadableStream; null when empty. */
   body?: unknown;
+  /** Must stop reading after MAX_RESPONSE_BYTES: node-fetch does with `size`, see boundedFetch. */
   text(): Promise<string>;
 }
 
@@ -55,105 +66,117 @@ export interface Transport {
   deadline: number;
 }
 
-export async function send(
+type Answer = RefinerAnswer | { error: unknown };
+
+export function send(
   call: RefinerCall,
   { fetch, settings, deadline }: Transport,
 ): Promise<Outcome> {
-  const { method, path } = ENDPOINTS[call.call];
-  const context = {
-    request: `${method} ${path}`,
-    apiKey: settings.apiKey,
-    notFoundIsSuccess: call.call === "deleteContact",
-  };
+  const endpoint = ENDPOINTS[call.call];
   const remaining = deadline - Date.now();
   if (remaining <= 0) {
-    return retry(
-      `Not sent: no time was left for ${context.request} before the deadline (Segment stops a call at 5 s).`,
+    return Promise.resolve(
+      retry(
+        `Not sent: no time was left for ${endpoint.request} before the deadline (Segment stops a call at 5 s).`,
+      ),
     );
   }
-
   const url =
     call.call === "deleteContact"
-      ? `${settings.apiBaseUrl}${path}?${Object.entries(call.query)
+      ? `${settings.apiBaseUrl}${endpoint.path}?${Object.entries(call.query)
           .map(([key, value]) => `${key}=${encodeURIComponent(value)}`)
           .join("&")}`
-      : `${settings.apiBaseUrl}${path}`;
+      : `${settings.apiBaseUrl}${endpoint.path}`;
   const headers: Record<string, string> = {
     Accept: "application/json",
     Authorization: `Bearer ${settings.apiKey}`,
   };
   if ("body" in call) headers["Content-Type"] = "application/json";
-
   // Three guards for one deadline: `signal` aborts Node's fetch, `timeout` aborts node-fetch v2
-  // (Segment's runtime may have no AbortController), and the race settles us in time whatever the
-  // fetch implementation does, including while a body trickles in.
+  // (Segment's runtime may have no AbortController), and the timer below settles us in time
+  // whatever the fetch implementation does, including while a body trickles in.
   const controller = Abort ? new Abort() : undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<{ error: Error }>((resolve) => {
-    timer = setTimeout(() => {
+  const init: Parameters<Fetch>[1] = {
+    method: endpoint.method,
+    headers,
+    body: "body" in call ? JSON.stringify(call.body) : undefined,
+    redirect: "manual",
+    signal: controller?.signal,
+    timeout: remaining,
+    size: MAX_RESPONSE_BYTES,
+  };
+
+  return new Promise((resolve) => {
+    const settle = (answer: Answer) => {
+      clearTimeout(timer);
+      resolve(classify(answer, endpoint, settings.apiKey));
+    };
+    const timer = setTimeout(() => {
       controller?.abort();
-      resolve({
+      settle({
         error: new Error(
           `no complete answer within the ${remaining} ms left before the deadline (Segment stops a call at 5 s)`,
         ),
       });
     }, remaining);
+    exchange(fetch, url, init).then(settle);
   });
+}
 
-  const exchange = (async () => {
-    try {
-      const response = await fetch(url, {
-        method,
-        headers,
-        body: "body" in call ? JSON.stringify(call.body) : undefined,
-        redirect: "manual",
-        signal: controller?.signal,
-        timeout: remaining,
-        size: MAX_RESPONSE_BYTES,
-      });
-      const text = await readBounded(response);
-      const { status } = response;
-      return {
-        status,
-        text,
-        retryAfter: status === 429 ? response.headers.get("retry-after") : null,
-      };
-    } catch (error) {
-      return { error };
-    }
-  })();
-
+/** The request and its answer, reduced to what the decision needs; never rejects. */
+async function exchange(fetch: Fetch, url: string, init: Parameters<Fetch>[1]): Promise<Answer> {
   try {
-    return classify(await Promise.race([exchange, expired]), context);
-  } finally {
-    clearTimeout(timer);
+    const response = await fetch(url, init);
+    const { status } = response;
+    return {
+      status,
+      text: await bodyText(response),
+      retryAfter: status === 429 ? response.headers.get("retry-after") : null,
+    };
+  } catch (error) {
+    return { error };
   }
 }
 
-/** A response body, or its start: never more than MAX_RESPONSE_BYTES is kept. */
-async function readBounded(response: FetchResponse): Promise<string> {
-  const { body } = response;
-  if (body && typeof (body as ReadableStream).getReader === "function") {
-    // Node's fetch: read chunks up to the limit, then cancel the rest.
-    const reader = (body as ReadableStream<Uint8Array>).getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    while (size < MAX_RESPONSE_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.length;
-    }
-    if (size >= MAX_RESPONSE_BYTES) reader.cancel().catch(() => {});
-    return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString("utf8");
-  }
-  // node-fetch v2 stops reading at the `size` the request gave it, and says so.
+async function bodyText(response: FetchResponse): Promise<string> {
   try {
-    return (await response.text()).slice(0, MAX_RESPONSE_BYTES);
+    return await response.text();
   } catch (error) {
+    // node-fetch v2 stops reading at the `size` the request gave it, and says so.
     if ((error as { type?: unknown })?.type === "max-size") {
       return `(an answer of more than ${MAX_RESPONSE_BYTES} bytes, not read)`;
     }
     throw error;
   }
+}
+
+/**
+ * Node's own fetch (Lambda, the CLI) reads a body of any size; this one reads at most
+ * MAX_RESPONSE_BYTES of it and cancels the rest.
+ */
+export function boundedFetch(fetch: Fetch): Fetch {
+  return async (url, init) => {
+    const response = await fetch(url, init);
+    const { body } = response;
+    if (!body || typeof (body as ReadableStream).getReader !== "function") return response;
+    return {
+      status: response.status,
+      headers: response.headers,
+      text: () => readAtMost(body as ReadableStream<Uint8Array>),
+    };
+  };
+}
+
+async function readAtMost(body: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size < MAX_RESPONSE_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  if (size >= MAX_RESPONSE_BYTES) reader.cancel().catch(() => {});
+  return Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES).toString("utf8");
 }
