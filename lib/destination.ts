@@ -2,7 +2,7 @@
 // Lambda) check the settings and translate what comes back.
 
 import { sendBatch } from "./batch.ts";
-import { type EventType, eventType, isFailure, mapEvent } from "./mapping.ts";
+import { type EventType, isFailure, mapEvent } from "./mapping.ts";
 import {
   type BatchItem,
   invalid,
@@ -27,27 +27,6 @@ export interface Runtime {
   startedAt: number;
   /** How long a call may wait on Refiner; DEADLINE_MS unless Segment's 5 s limit does not apply. */
   budgetMs?: number;
-}
-
-/**
- * One event. `type` comes from the Segment handler that was called, or, for batches and Lambda,
- * from the event itself.
- */
-export async function deliver(
-  type: EventType | "from-event",
-  event: unknown,
-  settings: Settings,
-  runtime: Runtime,
-): Promise<Outcome> {
-  try {
-    const resolved = type === "from-event" ? eventType(event) : type;
-    if (typeof resolved !== "string") return resolved;
-    const call = mapEvent(resolved, event, settings);
-    if (isFailure(call)) return call;
-    return await send(call, transport(settings, runtime));
-  } catch (error) {
-    return unexpected(error, settings.apiKey);
-  }
 }
 
 /**
@@ -94,9 +73,15 @@ export async function segmentHandler(
   runtime: Runtime,
 ): Promise<void> {
   const parsed = parseSettings(rawSettings);
-  const outcome = parsed.ok
-    ? await deliver(type, event, parsed.settings, runtime)
-    : invalid(parsed.message);
+  if (!parsed.ok) throw toSegmentError(invalid(parsed.message));
+  const { settings } = parsed;
+  let outcome: Outcome;
+  try {
+    const call = mapEvent(type, event, settings);
+    outcome = isFailure(call) ? call : await send(call, transport(settings, runtime));
+  } catch (error) {
+    outcome = unexpected(error, settings.apiKey);
+  }
   if (outcome.kind !== "delivered") throw toSegmentError(outcome);
 }
 

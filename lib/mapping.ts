@@ -180,9 +180,12 @@ function account(id: string, traits: Event, options: MappingOptions): Traits {
   return normalized;
 }
 
+/** What objectAt gives for a missing object: one shared, frozen empty object, read only. */
+const NONE: Event = Object.freeze({});
+
 function objectAt(object: Event, key: string): Event {
   const value = Object.hasOwn(object, key) ? object[key] : undefined;
-  return isPlainObject(value) ? value : {};
+  return isPlainObject(value) ? value : NONE;
 }
 
 /** A userId, groupId or company id: a non-empty string, or a number as its string. */

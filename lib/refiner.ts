@@ -128,25 +128,21 @@ async function exchange(fetch: Fetch, url: string, init: Parameters<Fetch>[1]): 
   try {
     const response = await fetch(url, init);
     const { status } = response;
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      // node-fetch v2 stops reading at the `size` the request gave it, and says so.
+      if ((error as { type?: unknown })?.type !== "max-size") throw error;
+      text = `(an answer of more than ${MAX_RESPONSE_BYTES} bytes, not read)`;
+    }
     return {
       status,
-      text: await bodyText(response),
+      text,
       retryAfter: status === 429 ? response.headers.get("retry-after") : null,
     };
   } catch (error) {
     return { error };
-  }
-}
-
-async function bodyText(response: FetchResponse): Promise<string> {
-  try {
-    return await response.text();
-  } catch (error) {
-    // node-fetch v2 stops reading at the `size` the request gave it, and says so.
-    if ((error as { type?: unknown })?.type === "max-size") {
-      return `(an answer of more than ${MAX_RESPONSE_BYTES} bytes, not read)`;
-    }
-    throw error;
   }
 }
 
