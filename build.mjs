@@ -43,12 +43,12 @@ const BUILTINS = [
   "String",
   "Boolean",
   "Map",
+  "Promise",
   "Math",
   "Error",
   "RegExp",
   "URL",
   "encodeURIComponent",
-  "isNaN",
   "setTimeout",
   "clearTimeout",
 ].join(", ");

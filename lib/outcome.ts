@@ -61,6 +61,7 @@ export function classify(
   endpoint: Endpoint,
   apiKey: string,
 ): Outcome {
+  if (!("error" in result) && result.status >= 200 && result.status < 300) return DELIVERED;
   const say = (message: string) => redact(message, apiKey);
   const { request } = endpoint;
 
@@ -70,7 +71,6 @@ export function classify(
   }
 
   const { status } = result;
-  if (status >= 200 && status < 300) return DELIVERED;
   const detail = errorText(result.text);
 
   if (status >= 300 && status < 400) {

@@ -1,6 +1,6 @@
 // The destination's settings, as Segment passes them (`settings.apiKey`, …) or as Lambda reads them
-// from its environment. Checked on every call: Segment passes settings per call, and the check is
-// cheap next to a network round trip. Messages name each setting the way its reader configures it.
+// from its environment. Segment passes settings with every call; they are checked when they differ
+// from the last ones. Messages name each setting the way its reader configures it.
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
 
@@ -29,13 +29,47 @@ export const LAMBDA_ENVIRONMENT: SettingNames = {
   preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
 };
 
+/**
+ * Settings rarely change between calls, so the last values checked are kept with their result (one
+ * entry, no growth). The result is shared: nothing may change it.
+ */
+let last:
+  | {
+      apiKey: unknown;
+      apiBaseUrl: unknown;
+      preserve: unknown;
+      names: SettingNames;
+      result: SettingsResult;
+    }
+  | undefined;
+
 export function parseSettings(
   raw: unknown,
   names: SettingNames = SEGMENT_SETTINGS,
 ): SettingsResult {
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
+  const { apiKey, apiBaseUrl, preserveTraitKeys: preserve } = given;
+  if (
+    last !== undefined &&
+    last.apiKey === apiKey &&
+    last.apiBaseUrl === apiBaseUrl &&
+    last.preserve === preserve &&
+    last.names === names
+  ) {
+    return last.result;
+  }
+  const result = checkSettings(apiKey, apiBaseUrl, preserve, names);
+  last = { apiKey, apiBaseUrl, preserve, names, result };
+  return result;
+}
 
-  const apiKey = typeof given.apiKey === "string" ? given.apiKey.trim() : "";
+function checkSettings(
+  rawApiKey: unknown,
+  apiBaseUrl: unknown,
+  preserveTraitKeys: unknown,
+  names: SettingNames,
+): SettingsResult {
+  const apiKey = typeof rawApiKey === "string" ? rawApiKey.trim() : "";
   if (!apiKey) {
     return {
       ok: false,
@@ -43,10 +77,10 @@ export function parseSettings(
     };
   }
 
-  const baseUrl = parseBaseUrl(given.apiBaseUrl, names.apiBaseUrl);
+  const baseUrl = checkBaseUrl(apiBaseUrl, names.apiBaseUrl);
   if (!baseUrl.ok) return baseUrl;
 
-  const preserve = parseBoolean(given.preserveTraitKeys);
+  const preserve = parseBoolean(preserveTraitKeys);
   if (preserve === undefined) {
     return { ok: false, message: `${names.preserveTraitKeys} must be true or false.` };
   }
@@ -55,17 +89,6 @@ export function parseSettings(
 }
 
 type BaseUrlResult = { ok: true; url: string } | { ok: false; message: string };
-
-/** Settings rarely change between calls, so the last URL parsed is kept (one entry, no growth). */
-let lastBaseUrl: { value: unknown; name: string; result: BaseUrlResult } | undefined;
-
-function parseBaseUrl(value: unknown, name: string): BaseUrlResult {
-  const last = lastBaseUrl;
-  if (last && last.value === value && last.name === name) return last.result;
-  const result = checkBaseUrl(value, name);
-  lastBaseUrl = { value, name, result };
-  return result;
-}
 
 function checkBaseUrl(value: unknown, name: string): BaseUrlResult {
   if (value === undefined || value === null || value === "") {
