@@ -109,10 +109,15 @@ export function send(
     size: MAX_RESPONSE_BYTES,
   };
 
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    // Whichever comes first, the answer or the timer, decides; the other finds the promise settled.
     const settle = (answer: Answer) => {
       clearTimeout(timer);
-      resolve(classify(answer, endpoint, settings.apiKey));
+      try {
+        resolve(classify(answer, endpoint, settings.apiKey));
+      } catch (error) {
+        reject(error); // a bug: the caller turns it into a retry
+      }
     };
     const timer = setTimeout(() => {
       controller?.abort();
