@@ -140,8 +140,10 @@ async function exchange(fetch: Fetch, url: string, init: Parameters<Fetch>[1]): 
     try {
       text = await response.text();
     } catch (error) {
-      // node-fetch v2 stops reading at the `size` the request gave it, and says so.
+      // node-fetch v2 stops keeping the body at the `size` the request gave it, and says so; it
+      // would still drain the rest from the socket, so the stream is closed here.
       if ((error as { type?: unknown })?.type !== "max-size") throw error;
+      (response.body as { destroy?: () => void } | undefined)?.destroy?.();
       text = `(an answer of more than ${MAX_RESPONSE_BYTES} bytes, not read)`;
     }
     return {

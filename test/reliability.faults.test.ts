@@ -109,14 +109,17 @@ describe("bodies", () => {
     expect(direct.ms).toBeLessThan(5000);
   });
 
-  it("reads no more than 64 KB of a 10 MB body, and keeps the message short", async () => {
-    let written = 0;
-    const url = await serve((_req, res) => {
+  it("stops reading a 32 MB body after 64 KB, and keeps the message short", async () => {
+    const size = 32 * 1024 * 1024;
+    const written = new Map<string, number>();
+    const url = await serve((req, res) => {
+      const client = String(req.headers["user-agent"]);
+      written.set(client, 0);
       res.writeHead(400, { "content-type": "text/plain" });
       const chunk = "x".repeat(64 * 1024);
       const pump = () => {
-        while (written < 10 * 1024 * 1024) {
-          written += chunk.length;
+        while ((written.get(client) as number) < size) {
+          written.set(client, (written.get(client) as number) + chunk.length);
           if (!res.write(chunk)) return void res.once("drain", pump);
         }
         res.end();
@@ -127,8 +130,15 @@ describe("bodies", () => {
     expect(segment.error).toBeInstanceOf(ValidationError);
     expect(segment.error?.message.length).toBeLessThanOrEqual(500);
     expect((direct.value as { error: string }).error.length).toBeLessThanOrEqual(500);
-    // The client stopped reading long before the server could push 10 MB through twice.
-    expect(written).toBeLessThan(2 * 10 * 1024 * 1024);
+    // Both clients (node-fetch in Segment, Node's fetch in Lambda) closed the connection: the
+    // server could push only what socket buffers hold (a few MB here), far from the whole body,
+    // even given time in which a client that kept draining the socket would have taken it all.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect([...written.keys()].sort()).toEqual([
+      "node",
+      "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+    ]);
+    for (const bytes of written.values()) expect(bytes).toBeLessThan(size / 2);
   });
 
   it("shows an HTML error page as short, flattened text", async () => {
