@@ -59,7 +59,7 @@ export const MAX_RESPONSE_BYTES = 64 * 1024;
 // Segment's runtime may not have AbortController. Looked up on the first request, not on load (in
 // Node the first lookup loads its implementation, a cost on every cold start), then kept, since
 // global lookups are slow in Segment's vm.
-let Abort: typeof AbortController | null | undefined;
+let Abort: typeof AbortController | false | undefined;
 
 export interface Transport {
   fetch: Fetch;
@@ -97,7 +97,7 @@ export function send(
   // Three guards for one deadline: `signal` aborts Node's fetch, `timeout` aborts node-fetch v2
   // (Segment's runtime may have no AbortController), and the timer below settles us in time
   // whatever the fetch implementation does, including while a body trickles in.
-  Abort ??= typeof AbortController === "function" ? AbortController : null;
+  if (Abort === undefined) Abort = typeof AbortController === "function" && AbortController;
   const controller = Abort ? new Abort() : undefined;
   const init: Parameters<Fetch>[1] = {
     method: endpoint.method,
