@@ -35,7 +35,7 @@ interface Ratio {
 async function interleave(
   sides: Record<string, () => Promise<unknown>>,
   baseline: string,
-  { rounds = 7, calls = 3000 } = {},
+  { rounds = 11, calls = 3000 } = {},
 ): Promise<Record<string, Ratio>> {
   const names = Object.keys(sides);
   const runs = names.map((name) => sides[name] as () => Promise<unknown>);
