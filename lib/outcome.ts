@@ -61,16 +61,17 @@ export function classify(
   endpoint: Endpoint,
   apiKey: string,
 ): Outcome {
-  if (!("error" in result) && result.status >= 200 && result.status < 300) return DELIVERED;
-  const say = (message: string) => redact(message, apiKey);
   const { request } = endpoint;
-
   if ("error" in result) {
     // Refused, reset, DNS failure, our own deadline: nothing was stored, so sending again is safe.
-    return retry(say(`Refiner could not be reached for ${request}: ${describe(result.error)}`));
+    return retry(
+      redact(`Refiner could not be reached for ${request}: ${describe(result.error)}`, apiKey),
+    );
   }
 
   const { status } = result;
+  if (status >= 200 && status < 300) return DELIVERED;
+  const say = (message: string) => redact(message, apiKey);
   const detail = errorText(result.text);
 
   if (status >= 300 && status < 400) {
