@@ -111,13 +111,13 @@ export function send(
     const watched: Watched = {
       deadline,
       expire: () => {
-        // Stops the request and closes its connection, even while a body trickles in.
-        controller.abort();
         settle({
           error: new Error(
             `no complete answer within the ${remaining} ms left before the deadline (Segment stops a call at 5 s)`,
           ),
         });
+        // Stops the request and closes its connection, even while a body trickles in.
+        controller.abort();
       },
     };
     watch(watched);
