@@ -4,8 +4,9 @@
 // - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment.
 
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { deliveredIds } from "./lib/delivered.ts";
 import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
-import { configFromEnvironment, invokeDirect } from "./lib/lambda.ts";
+import { configFromEnvironment, invokeDirect, logConfigProblem } from "./lib/lambda.ts";
 import type { EventType } from "./lib/mapping.ts";
 import { boundedFetch, type Fetch } from "./lib/refiner.ts";
 import { handleWebhook } from "./lib/webhook.ts";
@@ -34,10 +35,22 @@ export const onDelete = handlerFor("delete");
 export const onBatch = (events: unknown, settings: unknown) =>
   segmentBatchHandler(events, settings, runtime());
 
+// Lambda's configuration is read and checked once per cold start, and a problem logged once. The
+// Segment function never uses it: `__PURE__` lets esbuild leave it out of that bundle.
+const lambdaConfig = /* @__PURE__ */ loadLambdaConfig();
+// The messageIds this instance delivered, shared by both handlers (lib/delivered.ts).
+const delivered = /* @__PURE__ */ deliveredIds();
+
+function loadLambdaConfig() {
+  const config = configFromEnvironment(process.env);
+  logConfigProblem(config);
+  return config;
+}
+
 /** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
 export const segment = (event: unknown) =>
-  invokeDirect(event, configFromEnvironment(process.env), lambdaRuntime());
+  invokeDirect(event, lambdaConfig, lambdaRuntime(), delivered);
 
 /** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
-export const webhook = (event: APIGatewayProxyEventV2) =>
-  handleWebhook(event, configFromEnvironment(process.env), lambdaRuntime());
+export const webhook = (event: APIGatewayProxyEventV2 | null | undefined) =>
+  handleWebhook(event, lambdaConfig, lambdaRuntime(), delivered);

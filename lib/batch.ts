@@ -52,7 +52,7 @@ export async function sendBatch(
   };
 
   events.forEach((event, index) => {
-    const id = messageId(event);
+    const id = messageIdOf(event);
     const original = id === undefined ? undefined : firstWithId.get(id);
     if (original !== undefined) {
       copies.push([index, original]);
@@ -144,7 +144,7 @@ function mergeIdentifies(list: Identify[]): Request {
   };
 }
 
-function messageId(event: unknown): string | undefined {
+export function messageIdOf(event: unknown): string | undefined {
   if (!isPlainObject(event)) return undefined;
   const { messageId } = event;
   return typeof messageId === "string" && messageId !== "" ? messageId : undefined;

@@ -12,7 +12,7 @@ import {
   toBatchItem,
   toSegmentError,
 } from "./outcome.ts";
-import { type Fetch, send } from "./refiner.ts";
+import { type Fetch, send, type Transport } from "./refiner.ts";
 import { parseSettings, type Settings } from "./settings.ts";
 
 /**
@@ -20,6 +20,8 @@ import { parseSettings, type Settings } from "./settings.ts";
  * call began, leaving time to report it as retryable.
  */
 export const DEADLINE_MS = 4500;
+/** No request starts later than this before the deadline: a round trip to Refiner fits in it. */
+export const LAST_START_MS = 1000;
 
 export interface Runtime {
   fetch: Fetch;
@@ -46,12 +48,9 @@ export async function deliverBatch(
   }
 }
 
-function transport(settings: Settings, runtime: Runtime) {
-  return {
-    fetch: runtime.fetch,
-    settings,
-    deadline: runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS),
-  };
+function transport(settings: Settings, runtime: Runtime): Transport {
+  const deadline = runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS);
+  return { fetch: runtime.fetch, settings, deadline, startBy: deadline - LAST_START_MS };
 }
 
 /** A bug must not become an exception Segment silently discards: retrying keeps the event. */

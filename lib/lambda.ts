@@ -1,14 +1,17 @@
 // The AWS Lambda forms of the destination. `invokeDirect` serves Segment's "AWS Lambda" destination,
 // which invokes the function with the Segment event itself. Configuration comes from the
-// environment (MAPPING.md, "Settings").
+// environment (MAPPING.md, "Settings"), read and checked once per cold start by handler.ts.
 
+import { messageIdOf } from "./batch.ts";
+import type { DeliveredIds } from "./delivered.ts";
 import { deliverBatch, type Runtime } from "./destination.ts";
 import {
   type BatchItem,
+  DELIVERED,
   type Failure,
-  invalid,
   type Outcome,
   redact,
+  retry,
   toBatchItem,
   toSegmentError,
 } from "./outcome.ts";
@@ -20,7 +23,11 @@ export interface LambdaConfig {
   settings: SettingsResult;
   /** The Webhooks destination's shared secret; empty when unset. */
   sharedSecret: string;
+  /** A token Segment sends with every webhook request (header or URL); empty when unset. */
+  webhookToken: string;
   allowUnsignedWebhooks: boolean;
+  /** Let a batch in on its first event's signature alone, as Segment signs batches. */
+  allowFirstEventSignature: boolean;
 }
 
 export function configFromEnvironment(env: Environment): LambdaConfig {
@@ -34,8 +41,36 @@ export function configFromEnvironment(env: Environment): LambdaConfig {
       LAMBDA_ENVIRONMENT,
     ),
     sharedSecret: env.SEGMENT_SHARED_SECRET ?? "",
-    allowUnsignedWebhooks: env.ALLOW_UNSIGNED_WEBHOOKS?.trim().toLowerCase() === "true",
+    webhookToken: env.SEGMENT_WEBHOOK_TOKEN?.trim() ?? "",
+    allowUnsignedWebhooks: isTrue(env.ALLOW_UNSIGNED_WEBHOOKS),
+    allowFirstEventSignature: isTrue(env.ALLOW_FIRST_EVENT_SIGNATURE),
   };
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value?.trim().toLowerCase() === "true";
+}
+
+/**
+ * The one line a cold start logs when the configuration cannot deliver anything. Until it is fixed
+ * every event is answered as retryable, so Segment keeps it.
+ */
+export function logConfigProblem(config: LambdaConfig): void {
+  if (!config.settings.ok) {
+    console.error({
+      message: "Refiner destination misconfigured: every event is answered as retryable",
+      error: config.settings.message,
+    });
+  }
+}
+
+/** Removes the API key and every other secret of the configuration from a message. */
+export function redactSecrets(message: string, config: LambdaConfig): string {
+  const apiKey = config.settings.ok ? config.settings.settings.apiKey : "";
+  return [apiKey, config.sharedSecret, config.webhookToken].reduce(
+    (text, secret) => redact(text, secret),
+    message,
+  );
 }
 
 export type DirectResult = { status: number; error?: string };
@@ -49,33 +84,60 @@ export async function invokeDirect(
   event: unknown,
   config: LambdaConfig,
   runtime: Runtime,
+  delivered: DeliveredIds,
 ): Promise<DirectResult | BatchItem[]> {
   if (Array.isArray(event)) {
-    return (await deliverAll(event, config, runtime)).map(toBatchItem);
+    return (await deliverAll(event, config, runtime, delivered)).map(toBatchItem);
   }
-  const [outcome] = await deliverAll([event], config, runtime);
+  const [outcome] = await deliverAll([event], config, runtime, delivered);
   if (!outcome || outcome.kind === "delivered") return { status: 200 };
   if (outcome.kind === "retry") throw toSegmentError(outcome);
   return { status: toBatchItem(outcome).status, error: outcome.message };
 }
 
-/** Events whose type each event names, with every failure logged; shared by both Lambda forms. */
+/**
+ * Events whose type each event names, with every failure logged; shared by both Lambda forms.
+ * Events this instance already delivered (by messageId) are answered as delivered and not sent.
+ */
 export async function deliverAll(
   events: readonly unknown[],
   config: LambdaConfig,
   runtime: Runtime,
+  delivered: DeliveredIds,
 ): Promise<Outcome[]> {
   const { settings } = config;
-  const outcomes = settings.ok
-    ? await deliverBatch(events, settings.settings, runtime)
-    : events.map(() => invalid(settings.message));
-  return outcomes.map((outcome, index) => {
-    if (outcome.kind === "delivered") return outcome;
-    // The key is already out of every message; the shared secret must be too, whatever echoed it.
-    const safe = { ...outcome, message: redact(outcome.message, config.sharedSecret) };
-    logFailure(safe, events[index]);
-    return safe;
+  // Logged once per cold start (logConfigProblem), not once per event.
+  if (!settings.ok) return events.map(() => retry(settings.message));
+
+  const outcomes: Outcome[] = new Array(events.length);
+  const fresh: unknown[] = [];
+  const positions: number[] = [];
+  events.forEach((event, index) => {
+    const id = messageIdOf(event);
+    if (id !== undefined && delivered.has(id)) {
+      outcomes[index] = DELIVERED;
+    } else {
+      fresh.push(event);
+      positions.push(index);
+    }
   });
+
+  const sent = await deliverBatch(fresh, settings.settings, runtime);
+  sent.forEach((outcome, at) => {
+    const index = positions[at] as number;
+    const event = events[index];
+    if (outcome.kind === "delivered") {
+      const id = messageIdOf(event);
+      if (id !== undefined) delivered.add(id);
+      outcomes[index] = outcome;
+      return;
+    }
+    // The key is already out of every message; the webhook's secrets must be too.
+    const safe = { ...outcome, message: redactSecrets(outcome.message, config) };
+    logFailure(safe, event);
+    outcomes[index] = safe;
+  });
+  return outcomes;
 }
 
 /** One JSON log line per failed event, without the event's contents (they may be personal data). */

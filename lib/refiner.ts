@@ -59,17 +59,24 @@ export interface Transport {
   settings: Settings;
   /** Epoch ms after which nothing may still be waiting on Refiner. */
   deadline: number;
+  /**
+   * Epoch ms after which no request starts. It leaves a round trip's time before the deadline, so
+   * that what was started gets its answer: a request cut off at the deadline may still have been
+   * stored by Refiner, and its retry would then arrive twice.
+   */
+  startBy: number;
 }
 
 type Answer = RefinerAnswer | { error: unknown };
 
 export function send(
   call: RefinerCall,
-  { fetch, settings, deadline }: Transport,
+  { fetch, settings, deadline, startBy }: Transport,
 ): Promise<Outcome> {
   const endpoint = ENDPOINTS[call.call];
-  const remaining = deadline - Date.now();
-  if (remaining <= 0) {
+  const now = Date.now();
+  const remaining = deadline - now;
+  if (now >= startBy) {
     return Promise.resolve(
       retry(
         `Not sent: no time was left for ${endpoint.request} before the deadline (Segment stops a call at 5 s).`,

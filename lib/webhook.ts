@@ -1,14 +1,20 @@
 // Segment's "Webhooks (Actions)" destination → a Lambda Function URL. Segment POSTs one event, or an
-// array when batching is on, and signs it with the shared secret: `X-Signature` is the hex
-// HMAC-SHA1 of the body, or, for a batch, of `JSON.stringify` of its first event only.
+// array when batching is on. With a shared secret it signs the request: `X-Signature` is the hex
+// HMAC-SHA1 of the body, or, for a batch, of `JSON.stringify` of its first event only. A batch's
+// other events are therefore authenticated by a token instead (SEGMENT_WEBHOOK_TOKEN), which the
+// destination sends with every request, in an `Authorization: Bearer` header or in the URL.
 
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { DeliveredIds } from "./delivered.ts";
 import type { Runtime } from "./destination.ts";
-import { deliverAll, type LambdaConfig } from "./lambda.ts";
+import { deliverAll, type LambdaConfig, redactSecrets } from "./lambda.ts";
 import { type Outcome, toBatchItem } from "./outcome.ts";
 
-/** Larger bodies are refused before any work is done. Segment batches stay well below this. */
-export const MAX_BODY_BYTES = 1024 * 1024;
+/** What a Function URL accepts; it refuses larger requests before the function runs. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+/** The most events Segment puts in one batch (its default is 1,000). */
+export const MAX_BATCH_EVENTS = 4000;
 
 export type WebhookResult = APIGatewayProxyStructuredResultV2 & {
   statusCode: number;
@@ -16,56 +22,156 @@ export type WebhookResult = APIGatewayProxyStructuredResultV2 & {
 };
 
 export async function handleWebhook(
-  event: APIGatewayProxyEventV2,
+  event: APIGatewayProxyEventV2 | null | undefined,
   config: LambdaConfig,
   runtime: Runtime,
+  delivered: DeliveredIds,
 ): Promise<WebhookResult> {
-  const method = event.requestContext?.http?.method ?? "";
-  if (method !== "POST") {
+  const request = readRequest(event);
+  if (typeof request === "string") return reply(400, { error: request });
+  if (request.method !== "POST") {
     return reply(405, { error: "Only POST is accepted." }, { allow: "POST" });
   }
-
-  const raw = Buffer.from(event.body ?? "", event.isBase64Encoded ? "base64" : "utf8");
-  if (raw.length > MAX_BODY_BYTES) {
+  if (request.body.length > MAX_BODY_BYTES) {
     return reply(413, { error: `The body is larger than ${MAX_BODY_BYTES} bytes.` });
   }
 
-  if (!config.sharedSecret && !config.allowUnsignedWebhooks) {
-    // A public URL with no secret would let anyone write into the customer's Refiner. 500 makes
-    // Segment keep retrying, so nothing is lost while the secret is being set.
-    console.error({ message: "Webhook refused: SEGMENT_SHARED_SECRET is not set" });
-    return reply(500, {
+  const { sharedSecret, webhookToken } = config;
+  if (!sharedSecret && !webhookToken && !config.allowUnsignedWebhooks) {
+    // A public URL without a secret would let anyone write into the customer's Refiner. 503 makes
+    // Segment keep the events while the secret is being set.
+    console.error({
+      message: "Webhook refused: neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set",
+    });
+    return reply(503, {
       error:
-        "This endpoint has no SEGMENT_SHARED_SECRET. Set it to the Webhooks destination's shared secret (or ALLOW_UNSIGNED_WEBHOOKS=true for local testing).",
+        "This endpoint has no SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN. Set them (ALLOW_UNSIGNED_WEBHOOKS=true only for local testing).",
     });
   }
 
-  const text = raw.toString("utf8");
   let body: unknown;
   let parsed = true;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(request.body.toString("utf8"));
   } catch {
     parsed = false;
   }
 
-  if (
-    config.sharedSecret &&
-    !(await signedBySegment(raw, body, header(event, "x-signature"), config.sharedSecret))
-  ) {
-    return reply(401, { error: "Missing or wrong X-Signature for this body and shared secret." });
+  const access = authenticate(request, body, config);
+  if (access === "first event only") {
+    console.error({ message: FIRST_EVENT_ONLY });
+    return reply(503, { error: FIRST_EVENT_ONLY });
   }
+  if (access === "refused") {
+    return reply(401, {
+      error: "Missing or wrong token, or X-Signature, for this body and the configured secrets.",
+    });
+  }
+
   if (!parsed) return reply(400, { error: "The body is not JSON." });
+  if (Array.isArray(body) && body.length > MAX_BATCH_EVENTS) {
+    return reply(413, {
+      error: `The batch has ${body.length} events; Segment sends at most ${MAX_BATCH_EVENTS}.`,
+    });
+  }
+  if (!config.settings.ok) {
+    // The operator can fix this in minutes: 503 keeps the events in Segment meanwhile.
+    return reply(503, { error: redactSecrets(config.settings.message, config) });
+  }
 
   if (Array.isArray(body)) {
-    const outcomes = await deliverAll(body, config, runtime);
+    const outcomes = await deliverAll(body, config, runtime, delivered);
     return reply(batchStatus(outcomes), { results: outcomes.map(toBatchItem) });
   }
 
-  const [outcome] = await deliverAll([body], config, runtime);
+  const [outcome] = await deliverAll([body], config, runtime, delivered);
   if (!outcome || outcome.kind === "delivered") return reply(200, { status: 200 });
   const status = httpStatus(outcome);
   return reply(status, { status, error: outcome.message });
+}
+
+const FIRST_EVENT_ONLY =
+  "Webhook batch refused with 503 so that Segment keeps it: only its first event is signed, so the rest is not authenticated. Set SEGMENT_WEBHOOK_TOKEN and add ?token=<the token> to the Webhooks destination's URL (or send it as the header Authorization: Bearer <the token>), or turn batching off.";
+
+interface WebhookRequest {
+  method: string;
+  body: Buffer;
+  signature: string | undefined;
+  /** Tokens the request carries: the `Authorization: Bearer` header and the URL's `token`. */
+  tokens: string[];
+}
+
+/** The parts of a Function URL event the webhook reads, or what is wrong with it. */
+function readRequest(event: APIGatewayProxyEventV2 | null | undefined): WebhookRequest | string {
+  const method = event?.requestContext?.http?.method;
+  if (!event || typeof method !== "string") {
+    return "Not a Function URL request: expected an HTTP POST from Segment's Webhooks destination.";
+  }
+  if (event.body !== undefined && typeof event.body !== "string") return "The body is not text.";
+  const headers = event.headers ?? {};
+  const named = (name: string) =>
+    Object.entries(headers)
+      .filter(([key]) => key.toLowerCase() === name)
+      .map(([, value]) => value);
+  const [signature, ...moreSignatures] = named("x-signature");
+  const [authorization, ...moreAuthorizations] = named("authorization");
+  if (moreSignatures.length || (signature !== undefined && typeof signature !== "string")) {
+    return "X-Signature must be one text header.";
+  }
+  if (
+    moreAuthorizations.length ||
+    (authorization !== undefined && typeof authorization !== "string")
+  ) {
+    return "Authorization must be one text header.";
+  }
+  const tokens: string[] = [];
+  const bearer = authorization?.match(/^\s*Bearer\s+(\S+)\s*$/i)?.[1];
+  if (bearer) tokens.push(bearer);
+  const inUrl = new URLSearchParams(event.rawQueryString ?? "").getAll("token");
+  tokens.push(...inUrl.filter(Boolean));
+  return {
+    method,
+    body: Buffer.from(event.body ?? "", event.isBase64Encoded ? "base64" : "utf8"),
+    signature,
+    tokens,
+  };
+}
+
+/**
+ * Whether the whole request comes from Segment: by the token, or by a signature over the whole
+ * body. A batch signed over its first event only comes from Segment, but its tail could have been
+ * appended by anyone who saw one signed event.
+ */
+function authenticate(
+  request: WebhookRequest,
+  body: unknown,
+  config: LambdaConfig,
+): "authenticated" | "first event only" | "refused" {
+  const { sharedSecret, webhookToken } = config;
+  if (!sharedSecret && !webhookToken) return "authenticated"; // ALLOW_UNSIGNED_WEBHOOKS, checked before
+  if (webhookToken && request.tokens.some((token) => sameSecret(token, webhookToken))) {
+    return "authenticated";
+  }
+  if (!sharedSecret || !request.signature) return "refused";
+  const given = request.signature.trim().toLowerCase();
+  const signs = (data: Buffer | string) =>
+    sameSecret(given, createHmac("sha1", sharedSecret).update(data).digest("hex"));
+  if (signs(request.body)) return "authenticated";
+  if (!Array.isArray(body) || body.length === 0) return "refused";
+  let first: string;
+  try {
+    first = JSON.stringify(body[0]);
+  } catch {
+    return "refused"; // nested too deep to serialize: Segment cannot have signed it either
+  }
+  if (!signs(first)) return "refused";
+  return config.allowFirstEventSignature ? "authenticated" : "first event only";
+}
+
+/** Constant time whatever the lengths: digests of equal length are compared. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 /** Segment retries 408, 423, 429 and 5xx but 501 from a webhook, and drops other 4xx. */
@@ -76,45 +182,15 @@ function httpStatus(outcome: Outcome): number {
 }
 
 /**
- * One status for a whole batch. Any retryable item makes Segment send the batch again (delivered
- * items too: delivery is at least once). Otherwise 200, unless every item was rejected.
+ * One status for a whole batch. Any retryable item makes Segment send the batch again; what this
+ * instance already delivered is then not sent twice (lib/delivered.ts). Otherwise 200, unless every
+ * item was rejected.
  */
 function batchStatus(outcomes: Outcome[]): number {
   const retries = outcomes.filter((outcome) => outcome.kind === "retry");
   if (retries.length) return retries.some((outcome) => outcome.status === 429) ? 429 : 503;
   if (outcomes.length && outcomes.every((outcome) => outcome.kind === "rejected")) return 400;
   return 200;
-}
-
-async function signedBySegment(
-  raw: Buffer,
-  body: unknown,
-  signature: string | undefined,
-  secret: string,
-): Promise<boolean> {
-  if (!signature) return false;
-  // Loaded on first use, so that requiring the Lambda bundle (its cold start) does not pay for it.
-  const { createHmac, timingSafeEqual } = await import("node:crypto");
-  const given = Buffer.from(signature.trim().toLowerCase());
-  const matches = (data: Buffer | string) => {
-    const expected = Buffer.from(createHmac("sha1", secret).update(data).digest("hex"));
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  };
-  if (matches(raw)) return true;
-  // With batching on, Segment signs only the first event of the array.
-  if (!Array.isArray(body) || body.length === 0) return false;
-  try {
-    return matches(JSON.stringify(body[0]));
-  } catch {
-    return false; // nested too deep to serialize: Segment cannot have signed it either
-  }
-}
-
-function header(event: APIGatewayProxyEventV2, name: string): string | undefined {
-  for (const [key, value] of Object.entries(event.headers ?? {})) {
-    if (key.toLowerCase() === name) return value;
-  }
-  return undefined;
 }
 
 function reply(

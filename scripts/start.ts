@@ -6,11 +6,10 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { MAX_BODY_BYTES } from "../lib/webhook.ts";
 import { startRefinerEmulator } from "../test/support/refiner-emulator.ts";
 import { functionUrlEvent } from "./function-url.ts";
 
-/** A Function URL refuses request bodies over 6 MB before the function runs. */
-const FUNCTION_URL_MAX_BODY = 6 * 1024 * 1024;
 const LOCAL_API_KEY = "local-emulator-key";
 
 async function main(): Promise<void> {
@@ -31,7 +30,7 @@ async function main(): Promise<void> {
       `Forwarding to Refiner at ${env.REFINER_API_BASE_URL || "https://api.refiner.io/v1"}`,
     );
   }
-  const signed = Boolean(env.SEGMENT_SHARED_SECRET);
+  const signed = Boolean(env.SEGMENT_SHARED_SECRET || env.SEGMENT_WEBHOOK_TOKEN);
   if (!signed) env.ALLOW_UNSIGNED_WEBHOOKS ??= "true";
 
   // The built artifact itself, exactly as Lambda runs it.
@@ -44,7 +43,8 @@ async function main(): Promise<void> {
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
-      if (size > FUNCTION_URL_MAX_BODY) {
+      // A Function URL refuses larger bodies before the function runs.
+      if (size > MAX_BODY_BYTES) {
         res.writeHead(413).end();
         return;
       }
@@ -59,7 +59,9 @@ async function main(): Promise<void> {
     });
     const result = await webhook(event);
     const status = result.statusCode ?? 200;
-    console.log(`${req.method} ${req.url} → ${status} ${result.body ?? ""}`);
+    // The path only: the query may carry the webhook token.
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    console.log(`${req.method} ${path} → ${status} ${result.body ?? ""}`);
     res.writeHead(status, result.headers as Record<string, string>);
     res.end(result.body ?? "");
   });

@@ -21,7 +21,6 @@ let logged: unknown[][];
 
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  lambda = loadLambda();
 });
 afterAll(() => refiner.close());
 beforeEach(() => {
@@ -30,6 +29,7 @@ beforeEach(() => {
   vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
   vi.stubEnv("REFINER_PRESERVE_TRAIT_KEYS", "");
   logged = captureConsole();
+  lambda = loadLambda();
 });
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -57,6 +57,7 @@ describe("segment (direct invoke)", () => {
 
   it("honours REFINER_PRESERVE_TRAIT_KEYS", async () => {
     vi.stubEnv("REFINER_PRESERVE_TRAIT_KEYS", "true");
+    lambda = loadLambda();
     await lambda.segment({ type: "identify", userId: "u1", traits: { firstName: "Ann" } });
     expect(onlyRequest(refiner).body).toStrictEqual({ firstName: "Ann", id: "u1" });
   });
@@ -140,6 +141,7 @@ describe("segment (direct invoke)", () => {
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     vi.stubEnv("REFINER_API_BASE_URL", `http://127.0.0.1:${port}/v1`);
+    lambda = loadLambda();
 
     const { error } = await settle(lambda.segment(loadEvent("identify")));
     expect(error?.name).toBe("RetryError");
@@ -184,20 +186,68 @@ describe("segment (direct invoke)", () => {
     );
   });
 
-  it("returns a clear error naming REFINER_API_KEY when it is not set", async () => {
+  it("throws a RetryError naming REFINER_API_KEY when it is not set, logged once per cold start", async () => {
     vi.stubEnv("REFINER_API_KEY", "");
-    const result = await lambda.segment(loadEvent("identify"));
-    expect(result).toEqual({
-      status: 400,
-      error: expect.stringContaining("REFINER_API_KEY is missing"),
-    });
+    lambda = loadLambda();
+    const first = await settle(lambda.segment(loadEvent("identify")));
+    const second = await settle(lambda.segment(loadEvent("track")));
+    for (const { error } of [first, second]) {
+      expect(error?.constructor.name).toBe("RetryError");
+      expect(error?.message).toBe(
+        "REFINER_API_KEY is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+      );
+    }
+    expect(refiner.requests).toHaveLength(0);
+    expect(logged).toEqual([
+      [
+        "error",
+        {
+          message: "Refiner destination misconfigured: every event is answered as retryable",
+          error: expect.stringContaining("REFINER_API_KEY is missing"),
+        },
+      ],
+    ]);
+  });
+
+  it("answers an array with retryable items while REFINER_API_KEY is missing", async () => {
+    vi.stubEnv("REFINER_API_KEY", "");
+    lambda = loadLambda();
+    const result = await lambda.segment([loadEvent("identify"), loadEvent("track")]);
+    expect(result).toEqual([
+      { status: 500, errormessage: expect.stringContaining("REFINER_API_KEY is missing") },
+      { status: 500, errormessage: expect.stringContaining("REFINER_API_KEY is missing") },
+    ]);
     expect(refiner.requests).toHaveLength(0);
   });
 
-  it("rejects an insecure REFINER_API_BASE_URL by name", async () => {
+  it("throws a RetryError naming an insecure REFINER_API_BASE_URL", async () => {
     vi.stubEnv("REFINER_API_BASE_URL", "http://api.refiner.io/v1");
-    const result = await lambda.segment(loadEvent("identify"));
-    expect(result).toEqual({ status: 400, error: expect.stringContaining("REFINER_API_BASE_URL") });
+    lambda = loadLambda();
+    const { error } = await settle(lambda.segment(loadEvent("identify")));
+    expect(error?.constructor.name).toBe("RetryError");
+    expect(error?.message).toContain("REFINER_API_BASE_URL must be an https:// URL");
+  });
+
+  it("does not send an event again that this instance delivered, and sends it after a failure", async () => {
+    await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });
+    await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });
+    expect(refiner.requests).toHaveLength(1);
+
+    // Only a 2xx marks an event delivered: a retried failure is sent again.
+    refiner.queue({ status: 503 });
+    const { error } = await settle(lambda.segment(loadEvent("page")));
+    expect(error?.constructor.name).toBe("RetryError");
+    await expect(lambda.segment(loadEvent("page"))).resolves.toEqual({ status: 200 });
+    expect(refiner.requests.map((r) => r.path)).toEqual([
+      "/track-event",
+      "/track-event",
+      "/track-event",
+    ]);
+
+    // A new instance has its own memory.
+    lambda = loadLambda();
+    await lambda.segment(loadEvent("track"));
+    expect(refiner.requests).toHaveLength(4);
   });
 
   it("keeps an echoed API key out of results, errors and logs", async () => {

@@ -17,13 +17,14 @@ import {
 } from "./support/refiner-emulator.ts";
 
 const SECRET = "whsec_segment_shared_8f3a2b1c9d";
+const TOKEN = "wht_4d1f9c2a7b8e3f6a0c5d9e2b7a4f1c8e";
 
 let refiner: RefinerEmulator;
 let lambda: LambdaHandlers;
+let logged: unknown[][];
 
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  lambda = loadLambda();
 });
 afterAll(() => refiner.close());
 beforeEach(() => {
@@ -31,20 +32,30 @@ beforeEach(() => {
   vi.stubEnv("REFINER_API_KEY", API_KEY);
   vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
   vi.stubEnv("SEGMENT_SHARED_SECRET", SECRET);
+  vi.stubEnv("SEGMENT_WEBHOOK_TOKEN", "");
   vi.stubEnv("ALLOW_UNSIGNED_WEBHOOKS", "");
-  captureConsole();
+  vi.stubEnv("ALLOW_FIRST_EVENT_SIGNATURE", "");
+  logged = captureConsole();
+  lambda = loadLambda();
 });
 afterEach(() => {
   vi.unstubAllEnvs();
   vi.restoreAllMocks();
 });
 
-/** POSTs `body` signed as Segment signs it, and returns status and parsed JSON answer. */
+/** A cold start with these variables set on top of the test's environment. */
+function coldStart(env: Record<string, string>) {
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  lambda = loadLambda();
+}
+
+/** POSTs `body` (signed whole by default) and returns the status and the parsed JSON answer. */
 async function post(
   body: string,
   headers: Record<string, string> = { "x-signature": sign(SECRET, body) },
+  url = "/",
 ) {
-  const result = await lambda.webhook(webhookPost(body, headers));
+  const result = await lambda.webhook(webhookPost(body, headers, { url }));
   return {
     status: result.statusCode,
     headers: result.headers,
@@ -53,9 +64,13 @@ async function post(
 }
 
 const identify = JSON.stringify(loadEvent("identify"));
+const sample = [loadEvent("identify"), loadEvent("track"), loadEvent("page")];
+const sampleBatch = JSON.stringify(sample);
+/** How Segment signs a batch: over its first event only. */
+const firstEventSignature = { "x-signature": sign(SECRET, JSON.stringify(sample[0])) };
 
-describe("signatures", () => {
-  it("forwards a single event signed over its body", async () => {
+describe("authentication", () => {
+  it("forwards a single event signed over its body, with no token configured", async () => {
     const answer = await post(identify);
     expect(answer).toEqual({
       status: 200,
@@ -87,11 +102,18 @@ describe("signatures", () => {
     expect(answer.status).toBe(200);
   });
 
-  it("accepts a batch signed as Segment signs batches: over its first event only", async () => {
-    const events = [loadEvent("identify"), loadEvent("track"), loadEvent("page")];
-    const answer = await post(JSON.stringify(events), {
-      "x-signature": sign(SECRET, JSON.stringify(events[0])),
-    });
+  it("accepts a batch signed over its whole body", async () => {
+    const body = JSON.stringify([loadEvent("track")]);
+    expect((await post(body)).status).toBe(200);
+  });
+
+  it.each([
+    ["the header Authorization: Bearer", { authorization: `Bearer ${TOKEN}` }, "/"],
+    ["the URL's token parameter", {}, `/?token=${TOKEN}`],
+    ["the token and a first-event signature", { ...firstEventSignature }, `/?token=${TOKEN}`],
+  ])("accepts a batch authenticated by %s", async (_, headers, url) => {
+    coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+    const answer = await post(sampleBatch, headers, url);
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual({ results: [{ status: 200 }, { status: 200 }, { status: 200 }] });
     expect(refiner.requests.map((r) => r.path)).toEqual([
@@ -101,11 +123,103 @@ describe("signatures", () => {
     ]);
   });
 
-  it("coalesces a batch's identify and group for one contact into one request", async () => {
-    const events = [loadEvent("identify"), loadEvent("group")];
-    const answer = await post(JSON.stringify(events), {
-      "x-signature": sign(SECRET, JSON.stringify(events[0])),
+  it("accepts the token alone when no shared secret is set", async () => {
+    coldStart({ SEGMENT_SHARED_SECRET: "", SEGMENT_WEBHOOK_TOKEN: TOKEN });
+    expect((await post(identify, { authorization: `bearer ${TOKEN}` })).status).toBe(200);
+    expect((await post(identify, {})).status).toBe(401);
+    expect(refiner.requests).toHaveLength(1);
+  });
+
+  describe("a forged tail: a validly signed first event with events appended", () => {
+    const forged = JSON.stringify([
+      sample[0],
+      { type: "identify", userId: "victim", traits: { email: "attacker@example.net" } },
+      { type: "delete", userId: "another-victim" },
+    ]);
+
+    it("gets 503 without a token configured, logs the fix and sends nothing", async () => {
+      const answer = await post(forged, firstEventSignature);
+      expect(answer.status).toBe(503);
+      expect(answer.body.error).toContain("SEGMENT_WEBHOOK_TOKEN");
+      expect(answer.body.error).toContain("?token=");
+      expect(answer.body.error).toContain("turn batching off");
+      expect(refiner.requests).toHaveLength(0);
+      expect(logged).toEqual([["error", { message: answer.body.error }]]);
     });
+
+    it("gets 503 with a token configured that the request lacks, and sends nothing", async () => {
+      coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+      expect((await post(forged, firstEventSignature)).status).toBe(503);
+      expect(refiner.requests).toHaveLength(0);
+      expect(JSON.stringify(logged)).not.toContain(TOKEN);
+    });
+
+    it("gets 401 with a wrong token and no valid signature, and sends nothing", async () => {
+      coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+      const wrong = { authorization: `Bearer ${TOKEN.slice(0, -1)}0` };
+      const answer = await post(forged, wrong, "/?token=short");
+      expect(answer.status).toBe(401);
+      expect(answer.body.error).toContain("token");
+      expect(refiner.requests).toHaveLength(0);
+    });
+
+    it("gets 503 with a wrong token and a valid first-event signature: it comes from Segment", async () => {
+      coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+      expect((await post(forged, firstEventSignature, "/?token=stale")).status).toBe(503);
+      expect(refiner.requests).toHaveLength(0);
+    });
+
+    it("is accepted with ALLOW_FIRST_EVENT_SIGNATURE=true", async () => {
+      coldStart({ ALLOW_FIRST_EVENT_SIGNATURE: "true" });
+      const answer = await post(forged, firstEventSignature);
+      expect(answer.status).toBe(200);
+      expect(refiner.requests.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
+        "DELETE /contact?id=another-victim",
+        "POST /identify-user",
+        "POST /identify-user",
+      ]);
+    });
+  });
+
+  it("refuses a batch whose signature matches neither the body nor the first event", async () => {
+    const answer = await post(sampleBatch, {
+      "x-signature": sign(SECRET, JSON.stringify(sample[1])),
+    });
+    expect(answer.status).toBe(401);
+    expect(refiner.requests).toHaveLength(0);
+  });
+
+  it("answers 503 when neither secret nor token is set, unless unsigned webhooks are allowed", async () => {
+    coldStart({ SEGMENT_SHARED_SECRET: "" });
+    const refused = await post(identify, {});
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toContain("SEGMENT_SHARED_SECRET");
+    expect(refused.body.error).toContain("SEGMENT_WEBHOOK_TOKEN");
+    expect(refiner.requests).toHaveLength(0);
+
+    coldStart({ ALLOW_UNSIGNED_WEBHOOKS: "true" });
+    expect((await post(identify, {})).status).toBe(200);
+    expect(refiner.requests).toHaveLength(1);
+  });
+
+  it("keeps the token and the secret out of answers and logs, even when Refiner echoes them", async () => {
+    coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+    refiner.queue(
+      { status: 422, body: { error: `bad ${TOKEN} ${SECRET}` } },
+      { status: 500, body: `echo ${TOKEN}` },
+    );
+    const answer = await post(sampleBatch, { authorization: `Bearer ${TOKEN}` });
+    expect(answer.status).toBe(503);
+    const everything = JSON.stringify([answer, logged]);
+    expect(everything).toContain("[redacted]");
+    expect(everything).not.toContain(TOKEN);
+    expect(everything).not.toContain(SECRET);
+  });
+});
+
+describe("requests", () => {
+  it("coalesces a batch's identify and group for one contact into one request", async () => {
+    const answer = await post(JSON.stringify([loadEvent("identify"), loadEvent("group")]));
     expect(answer.body).toEqual({ results: [{ status: 200 }, { status: 200 }] });
     expect(onlyRequest(refiner).body).toEqual(
       expect.objectContaining({
@@ -115,34 +229,6 @@ describe("signatures", () => {
     );
   });
 
-  it("accepts a batch signed over its whole body", async () => {
-    const body = JSON.stringify([loadEvent("track")]);
-    expect((await post(body)).status).toBe(200);
-  });
-
-  it("refuses a batch whose signature matches neither the body nor the first event", async () => {
-    const events = [loadEvent("identify"), loadEvent("track")];
-    const answer = await post(JSON.stringify(events), {
-      "x-signature": sign(SECRET, JSON.stringify(events[1])),
-    });
-    expect(answer.status).toBe(401);
-    expect(refiner.requests).toHaveLength(0);
-  });
-
-  it("refuses everything when no secret is set, unless unsigned webhooks are allowed", async () => {
-    vi.stubEnv("SEGMENT_SHARED_SECRET", "");
-    const refused = await post(identify, {});
-    expect(refused.status).toBe(500);
-    expect(refused.body.error).toContain("SEGMENT_SHARED_SECRET");
-    expect(refiner.requests).toHaveLength(0);
-
-    vi.stubEnv("ALLOW_UNSIGNED_WEBHOOKS", "true");
-    expect((await post(identify, {})).status).toBe(200);
-    expect(refiner.requests).toHaveLength(1);
-  });
-});
-
-describe("requests", () => {
   it("accepts a base64-encoded body, checking the signature over the decoded bytes", async () => {
     const event = webhookPost(identify, { "x-signature": sign(SECRET, identify) });
     const encoded = {
@@ -165,19 +251,51 @@ describe("requests", () => {
     expect(refiner.requests).toHaveLength(0);
   });
 
-  it("answers 413 to a body over 1 MiB", async () => {
-    const big = JSON.stringify({ ...loadEvent("identify"), padding: "x".repeat(1024 * 1024) });
-    const answer = await post(big);
+  it("answers 413 to a body over 6 MB, before any work", async () => {
+    coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+    const big = JSON.stringify({ ...loadEvent("identify"), padding: "x".repeat(6 * 1024 * 1024) });
+    const answer = await post(big, { authorization: `Bearer ${TOKEN}` });
+    expect(answer).toEqual({
+      status: 413,
+      headers: { "content-type": "application/json" },
+      body: { error: "The body is larger than 6291456 bytes." },
+    });
+    expect(refiner.requests).toHaveLength(0);
+  });
+
+  it("answers 413 to more than 4,000 events, Segment's largest batch", async () => {
+    coldStart({ SEGMENT_WEBHOOK_TOKEN: TOKEN });
+    const track = loadEvent("track");
+    const events = Array.from({ length: 4001 }, (_, i) => ({ ...track, messageId: `m-${i}` }));
+    const answer = await post(JSON.stringify(events), { authorization: `Bearer ${TOKEN}` });
     expect(answer.status).toBe(413);
+    expect(answer.body.error).toBe("The batch has 4001 events; Segment sends at most 4000.");
     expect(refiner.requests).toHaveLength(0);
   });
 
   it.each(["GET", "PUT", "DELETE", "OPTIONS"])("answers 405 to %s", async (method) => {
     const result = await lambda.webhook(
-      webhookPost(identify, { "x-signature": sign(SECRET, identify) }, method),
+      webhookPost(identify, { "x-signature": sign(SECRET, identify) }, { method }),
     );
     expect(result.statusCode).toBe(405);
     expect(result.headers).toEqual({ "content-type": "application/json", allow: "POST" });
+    expect(refiner.requests).toHaveLength(0);
+  });
+
+  it.each<[string, unknown]>([
+    ["null", null],
+    ["an empty object", {}],
+    ["an event without requestContext.http", { body: identify, headers: {} }],
+    [
+      "a non-string X-Signature",
+      { ...webhookPost(identify), headers: { "x-signature": ["a", "b"] } },
+    ],
+    ["a non-string Authorization", { ...webhookPost(identify), headers: { authorization: 42 } }],
+    ["a non-string body", { ...webhookPost(identify), body: { type: "identify" } }],
+  ])("answers 400 to %s, without throwing", async (_, event) => {
+    const result = await lambda.webhook(event as Parameters<LambdaHandlers["webhook"]>[0]);
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(String(result.body))).toEqual({ error: expect.any(String) });
     expect(refiner.requests).toHaveLength(0);
   });
 });
@@ -225,10 +343,7 @@ describe("outcomes (MAPPING.md, webhook column)", () => {
       if (event === "Viewed Docs Pricing Page") return { status: 422 };
       return undefined;
     });
-    const events = [loadEvent("identify"), loadEvent("track"), loadEvent("page")];
-    const answer = await post(JSON.stringify(events), {
-      "x-signature": sign(SECRET, JSON.stringify(events[0])),
-    });
+    const answer = await post(sampleBatch);
     expect(answer.status).toBe(503);
     expect(answer.body.results).toEqual([
       { status: 200 },
@@ -256,13 +371,27 @@ describe("outcomes (MAPPING.md, webhook column)", () => {
     expect((await post(allBad)).status).toBe(400);
   });
 
-  it("answers a bad REFINER_API_KEY setting with 400 naming it", async () => {
-    vi.stubEnv("REFINER_API_KEY", "");
-    const answer = await post(identify);
-    expect(answer).toEqual({
-      status: 400,
-      headers: { "content-type": "application/json" },
-      body: { status: 400, error: expect.stringContaining("REFINER_API_KEY") },
-    });
+  it.each([
+    ["REFINER_API_KEY", "", "REFINER_API_KEY is missing"],
+    [
+      "REFINER_API_BASE_URL",
+      "ftp://refiner.example",
+      "REFINER_API_BASE_URL must be an https:// URL",
+    ],
+  ])("answers a bad %s with 503 naming it, and sends nothing", async (name, value, text) => {
+    coldStart({ [name]: value });
+    for (const body of [identify, sampleBatch]) {
+      const answer = await post(body);
+      expect(answer).toEqual({
+        status: 503,
+        headers: { "content-type": "application/json" },
+        body: { error: expect.stringContaining(text) },
+      });
+    }
+    expect(refiner.requests).toHaveLength(0);
+    // One line for the cold start, none per request.
+    expect(logged).toEqual([
+      ["error", expect.objectContaining({ error: expect.stringContaining(text) })],
+    ]);
   });
 });

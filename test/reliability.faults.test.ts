@@ -45,7 +45,6 @@ let consoleLines: unknown[][];
 
 beforeAll(() => {
   fn = loadSegmentFunction();
-  lambda = loadLambda();
 });
 beforeEach(() => {
   consoleLines = captureConsole();
@@ -59,6 +58,7 @@ afterEach(() => {
 async function bothRuntimes(url: string) {
   vi.stubEnv("REFINER_API_KEY", API_KEY);
   vi.stubEnv("REFINER_API_BASE_URL", url);
+  lambda = loadLambda();
   const timed = async (promise: Promise<unknown>) => {
     const started = Date.now();
     const result = await settle(promise);
@@ -244,6 +244,7 @@ describe("secrets", () => {
     vi.stubEnv("REFINER_API_KEY", API_KEY);
     vi.stubEnv("REFINER_API_BASE_URL", url);
     vi.stubEnv("SEGMENT_SHARED_SECRET", SECRET);
+    lambda = loadLambda();
     const direct = await settle(lambda.segment(loadEvent("track")));
     const rejected = await lambda.segment(loadEvent("identify"));
     const body = JSON.stringify([loadEvent("identify"), loadEvent("track")]);

@@ -17,9 +17,7 @@ const ROOT = join(import.meta.dirname, "..");
 /** The environment of a machine with no AWS account and none of the destination's variables. */
 function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) => !/^(AWS_|REFINER_|SEGMENT_|ALLOW_UNSIGNED)/.test(name),
-    ),
+    Object.entries(process.env).filter(([name]) => !/^(AWS_|REFINER_|SEGMENT_|ALLOW_)/.test(name)),
   );
   return { ...env, HOME: mkdtempSync(join(tmpdir(), "sls-home-")), ...extra };
 }
@@ -71,13 +69,26 @@ describe("npm run package", () => {
     );
   });
 
-  it("keeps secrets out of the package: they are resolved at deploy time", () => {
-    const { Variables: variables } = properties("WebhookLambdaFunction").Environment as {
-      Variables: Record<string, string>;
-    };
-    expect(variables.REFINER_API_KEY).toBe("resolved-at-deploy");
-    expect(variables.SEGMENT_SHARED_SECRET).toBe("resolved-at-deploy");
-    expect(variables.ALLOW_UNSIGNED_WEBHOOKS).toBe("false");
+  it("keeps secrets out of the package: CloudFormation resolves them from SSM at deploy time", () => {
+    const text = readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8");
+    expect(text).not.toContain("resolved-at-deploy");
+    const variables = (name: string) =>
+      (properties(name).Environment as { Variables: Record<string, string> }).Variables;
+    expect(variables("WebhookLambdaFunction")).toEqual({
+      REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
+      REFINER_API_BASE_URL: "",
+      REFINER_PRESERVE_TRAIT_KEYS: "false",
+      SEGMENT_SHARED_SECRET: "{{resolve:ssm:/refiner-destination/dev/segment-shared-secret}}",
+      SEGMENT_WEBHOOK_TOKEN: "{{resolve:ssm:/refiner-destination/dev/segment-webhook-token}}",
+      ALLOW_UNSIGNED_WEBHOOKS: "false",
+      ALLOW_FIRST_EVENT_SIGNATURE: "false",
+    });
+    // `segment` gets only what it reads: no webhook secret.
+    expect(variables("SegmentLambdaFunction")).toEqual({
+      REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
+      REFINER_API_BASE_URL: "",
+      REFINER_PRESERVE_TRAIT_KEYS: "false",
+    });
   });
 
   it("ships only the Lambda bundle, under 200 KB", () => {
@@ -103,7 +114,6 @@ describe("serverless invoke local", () => {
         env: cleanEnvironment({
           REFINER_API_KEY: API_KEY,
           REFINER_API_BASE_URL: refiner.url,
-          SEGMENT_SHARED_SECRET: "unused-here",
         }),
       },
     );

@@ -29,9 +29,7 @@ function waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
 
 beforeAll(async () => {
   const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) => !/^(REFINER_|SEGMENT_|ALLOW_UNSIGNED)/.test(name),
-    ),
+    Object.entries(process.env).filter(([name]) => !/^(REFINER_|SEGMENT_|ALLOW_)/.test(name)),
   );
   server = spawn(process.execPath, ["dist/dev/start.js"], {
     cwd: ROOT,

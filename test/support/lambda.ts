@@ -17,8 +17,14 @@ export interface LambdaHandlers {
   webhook(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2>;
 }
 
+/**
+ * A cold start: the bundle is loaded anew, so it reads the environment as it is now (the handler
+ * reads it once, at module load) and starts with an empty memory of delivered messageIds.
+ */
 export function loadLambda(): LambdaHandlers {
-  return createRequire(import.meta.url)(LAMBDA_HANDLER) as LambdaHandlers;
+  const require = createRequire(import.meta.url);
+  delete require.cache[LAMBDA_HANDLER];
+  return require(LAMBDA_HANDLER) as LambdaHandlers;
 }
 
 export function sign(secret: string, body: string | Buffer): string {
@@ -29,11 +35,11 @@ export function sign(secret: string, body: string | Buffer): string {
 export function webhookPost(
   body: string | Buffer,
   headers: Record<string, string> = {},
-  method = "POST",
+  { method = "POST", url = "/" }: { method?: string; url?: string } = {},
 ): APIGatewayProxyEventV2 {
   return functionUrlEvent({
     method,
-    url: "/",
+    url,
     headers: { "content-type": "application/json", "user-agent": "Segment.io/1.0", ...headers },
     body: Buffer.from(body),
     sourceIp: "54.186.40.12",

@@ -1,0 +1,100 @@
+// The webhook at the sizes Segment sends with batching on (RUNTIMES.md §2): 1,000 realistic
+// analytics.js events in one 1.2 MB request, and Segment's whole-batch resend after a 503 against a
+// Refiner that answers in 80 ms. Through the built dist/lambda/handler.js.
+
+import { randomUUID } from "node:crypto";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { analyticsBatch } from "./support/batches.ts";
+import { API_KEY } from "./support/fixtures.ts";
+import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
+import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
+
+const TOKEN = "wht_0b7e2c9d4a1f8e3c6b5a2d9f7e4c1b8a";
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+let refiner: RefinerEmulator;
+let lambda: LambdaHandlers;
+
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+});
+afterAll(() => refiner.close());
+beforeEach(() => {
+  refiner.reset();
+  vi.stubEnv("REFINER_API_KEY", API_KEY);
+  vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
+  vi.stubEnv("SEGMENT_SHARED_SECRET", "whsec_unused_in_these_tests");
+  vi.stubEnv("SEGMENT_WEBHOOK_TOKEN", TOKEN);
+  captureConsole();
+  lambda = loadLambda();
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.restoreAllMocks();
+});
+
+/** How often Refiner received each track or page event, by contact and event name. */
+function trackCounts(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const request of refiner.requests) {
+    if (request.path !== "/track-event") continue;
+    const { id, event } = request.body as { id: string; event: string };
+    counts.set(`${id} ${event}`, (counts.get(`${id} ${event}`) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** The identify requests Refiner received, by contact id. */
+function identifiedIds(): Set<unknown> {
+  return new Set(
+    refiner.requests
+      .filter((request) => request.path === "/identify-user")
+      .map((request) => (request.body as { id: unknown }).id),
+  );
+}
+
+describe("a 1,000-event batch", () => {
+  const events = analyticsBatch({ users: 200 });
+  const body = JSON.stringify(events);
+
+  it("of about 1.2 MB with a valid token is delivered whole, one request per event or fewer", async () => {
+    expect(body.length).toBeGreaterThan(1024 * 1024);
+    const result = await lambda.webhook(webhookPost(body, auth));
+    expect(result.statusCode).toBe(200);
+    const { results } = JSON.parse(String(result.body)) as { results: { status: number }[] };
+    expect(results).toHaveLength(1000);
+    expect(results.every((item) => item.status === 200)).toBe(true);
+
+    expect(refiner.requests.length).toBeLessThanOrEqual(1000);
+    expect(identifiedIds().size).toBe(200);
+    const counts = trackCounts();
+    expect(counts.size).toBe(800);
+    expect([...counts.values()].every((count) => count === 1)).toBe(true);
+    expect(refiner.maxInFlight).toBeLessThanOrEqual(8);
+  });
+
+  it("resent by Segment after each 503, with Refiner at 80 ms, ends delivered with no track twice", async () => {
+    refiner.respond(() => ({
+      status: 201,
+      body: { message: "ok", contact_uuid: randomUUID() },
+      delayMs: 80,
+    }));
+    const statuses: number[] = [];
+    // Segment resends the whole batch after a 5xx; the same instance takes each try.
+    while (statuses.length < 10) {
+      const result = await lambda.webhook(webhookPost(body, auth));
+      const status = result.statusCode ?? 0;
+      statuses.push(status);
+      if (status !== 503) break;
+    }
+    process.stdout.write(`tries until 200 at 80 ms: ${statuses.length} (${statuses.join(", ")})\n`);
+    expect(statuses.at(-1)).toBe(200);
+    expect(statuses.length).toBeLessThanOrEqual(6);
+
+    const counts = trackCounts();
+    expect(counts.size).toBe(800);
+    const twice = [...counts].filter(([, count]) => count > 1);
+    expect(twice).toEqual([]);
+    expect(identifiedIds().size).toBe(200);
+  }, 30_000);
+});
