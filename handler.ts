@@ -4,10 +4,10 @@
 // - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment.
 
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import { deliveredIds } from "./lib/delivered.ts";
 import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
 import { configFromEnvironment, invokeDirect, logConfigProblem } from "./lib/lambda.ts";
 import type { EventType } from "./lib/mapping.ts";
+import { recentIds } from "./lib/recent-ids.ts";
 import { boundedFetch, type Fetch } from "./lib/refiner.ts";
 import { handleWebhook } from "./lib/webhook.ts";
 
@@ -38,8 +38,8 @@ export const onBatch = (events: unknown, settings: unknown) =>
 // Lambda's configuration is read and checked once per cold start, and a problem logged once. The
 // Segment function never uses it: `__PURE__` lets esbuild leave it out of that bundle.
 const lambdaConfig = /* @__PURE__ */ loadLambdaConfig();
-// The messageIds this instance delivered, shared by both handlers (lib/delivered.ts).
-const delivered = /* @__PURE__ */ deliveredIds();
+// The messageIds this instance delivered, shared by both handlers (lib/recent-ids.ts).
+const delivered = /* @__PURE__ */ recentIds();
 
 function loadLambdaConfig() {
   const config = configFromEnvironment(process.env);

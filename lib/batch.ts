@@ -11,7 +11,7 @@
 // Every event gets exactly one outcome, in input order; work the deadline cuts off is retryable.
 
 import { eventType, isFailure, mapEvent } from "./mapping.ts";
-import { type Outcome, retry } from "./outcome.ts";
+import { type Failure, type Outcome, retry } from "./outcome.ts";
 import { type RefinerCall, send, type Transport } from "./refiner.ts";
 import type { Settings } from "./settings.ts";
 import { isPlainObject } from "./traits.ts";
@@ -19,9 +19,9 @@ import { isPlainObject } from "./traits.ts";
 /** The most Refiner requests one batch keeps open at once. */
 export const MAX_IN_FLIGHT = 8;
 
-interface Request {
+/** One Refiner request and the input positions of the events it delivers. */
+export interface PlannedRequest {
   call: RefinerCall;
-  /** Input positions of the events this request delivers. */
   events: number[];
 }
 
@@ -31,17 +31,24 @@ interface Identify {
   index: number;
 }
 
-export async function sendBatch(
-  events: readonly unknown[],
-  settings: Settings,
-  transport: Transport,
-): Promise<Outcome[]> {
-  const outcomes: (Outcome | undefined)[] = new Array(events.length);
+/**
+ * What a batch becomes, before anything is sent: requests in phases (each phase is sent after the
+ * one before it), the failures of events that map to no request, and the events that repeat an
+ * earlier one's messageId, which share its outcome.
+ */
+export interface BatchPlan {
+  phases: PlannedRequest[][];
+  failures: Map<number, Failure>;
+  copies: [copy: number, original: number][];
+}
+
+export function planBatch(events: readonly unknown[], settings: Settings): BatchPlan {
+  const failures = new Map<number, Failure>();
   const firstWithId = new Map<string, number>();
   const copies: [copy: number, original: number][] = [];
-  const phases: Request[][] = [];
+  const phases: PlannedRequest[][] = [];
   let identifies = new Map<string, Identify[]>();
-  let tracked: Request[] = [];
+  let tracked: PlannedRequest[] = [];
 
   const closePhase = () => {
     const merged = [...identifies.values()].map(mergeIdentifies);
@@ -63,11 +70,11 @@ export async function sendBatch(
     const type = eventType(event);
     const call = typeof type === "string" ? mapEvent(type, event, settings) : type;
     if (isFailure(call)) {
-      outcomes[index] = call;
+      failures.set(index, call);
       return;
     }
     if (call.call === "identifyUser") {
-      const key = contactKey(call.body);
+      const key = contactOf(call);
       const list = identifies.get(key) ?? [];
       list.push({ body: call.body, timestamp: timestampOf(event), index });
       identifies.set(key, list);
@@ -79,6 +86,17 @@ export async function sendBatch(
     }
   });
   closePhase();
+  return { phases, failures, copies };
+}
+
+export async function sendBatch(
+  events: readonly unknown[],
+  settings: Settings,
+  transport: Transport,
+): Promise<Outcome[]> {
+  const { phases, failures, copies } = planBatch(events, settings);
+  const outcomes: (Outcome | undefined)[] = new Array(events.length);
+  for (const [index, failure] of failures) outcomes[index] = failure;
 
   let throttled: Outcome | undefined;
   for (const phase of phases) {
@@ -114,13 +132,16 @@ async function pool<T>(items: readonly T[], work: (item: T) => Promise<void>): P
   await Promise.all(Array.from({ length: Math.min(MAX_IN_FLIGHT, items.length) }, worker));
 }
 
-/** The same userId, or the same email when there is no userId. */
-function contactKey(body: Record<string, unknown>): string {
-  return body.id !== undefined ? `id:${body.id}` : `email:${body.email}`;
+/** Whom a request is about: the same userId, or the same email when there is no userId. */
+export function contactOf(call: RefinerCall): string {
+  const who = call.call === "deleteContact" ? call.query : call.body;
+  return "id" in who && who.id !== undefined
+    ? `id:${who.id}`
+    : `email:${(who as { email?: unknown }).email}`;
 }
 
 /** One identify for a contact: traits in timestamp order (later wins), the latest account. */
-function mergeIdentifies(list: Identify[]): Request {
+function mergeIdentifies(list: Identify[]): PlannedRequest {
   const ordered = [...list].sort((a, b) => a.timestamp - b.timestamp || a.index - b.index);
   const traits = new Map<string, unknown>();
   let account: unknown;

@@ -3,7 +3,6 @@
 // environment (MAPPING.md, "Settings"), read and checked once per cold start by handler.ts.
 
 import { messageIdOf } from "./batch.ts";
-import type { DeliveredIds } from "./delivered.ts";
 import { deliverBatch, type Runtime } from "./destination.ts";
 import {
   type BatchItem,
@@ -15,6 +14,7 @@ import {
   toBatchItem,
   toSegmentError,
 } from "./outcome.ts";
+import type { RecentIds } from "./recent-ids.ts";
 import { LAMBDA_ENVIRONMENT, parseSettings, type SettingsResult } from "./settings.ts";
 
 export type Environment = Record<string, string | undefined>;
@@ -84,7 +84,7 @@ export async function invokeDirect(
   event: unknown,
   config: LambdaConfig,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: RecentIds,
 ): Promise<DirectResult | BatchItem[]> {
   if (Array.isArray(event)) {
     return (await deliverAll(event, config, runtime, delivered)).map(toBatchItem);
@@ -103,7 +103,7 @@ export async function deliverAll(
   events: readonly unknown[],
   config: LambdaConfig,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: RecentIds,
 ): Promise<Outcome[]> {
   const { settings } = config;
   // Logged once per cold start (logConfigProblem), not once per event.

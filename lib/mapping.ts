@@ -153,9 +153,11 @@ function contact(event: Event, type: Exclude<EventType, "alias">): Contact | Fai
   }
   if (id === undefined && email === undefined) {
     const where = sources.map(([path, key]) => `${path}.${key}`).join(" or ");
-    return invalid(
-      `This ${type} event needs a userId or an email (${where}); Refiner cannot use an anonymousId alone.`,
-    );
+    return {
+      kind: "rejected",
+      reason: "no-contact",
+      message: `This ${type} event needs a userId or an email (${where}); Refiner cannot use an anonymousId alone.`,
+    };
   }
   return { id, email };
 }

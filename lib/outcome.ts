@@ -7,7 +7,12 @@ import { SegmentErrors } from "./errors.ts";
 export type Outcome =
   | { kind: "delivered" }
   /** Permanent: retrying the same event cannot succeed. */
-  | { kind: "rejected"; reason: "invalid" | "unsupported" | "api-key"; message: string }
+  | {
+      kind: "rejected";
+      /** `no-contact`: no userId and no email, so Refiner cannot know whom the event is about. */
+      reason: "invalid" | "no-contact" | "unsupported" | "api-key";
+      message: string;
+    }
   /** Temporary: the same event may succeed later. `status` is 429 when Refiner throttled us. */
   | { kind: "retry"; status: 429 | 500; message: string; retryAfterSeconds?: number };
 

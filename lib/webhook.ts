@@ -6,10 +6,10 @@
 
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import type { DeliveredIds } from "./delivered.ts";
 import type { Runtime } from "./destination.ts";
 import { deliverAll, type LambdaConfig, redactSecrets } from "./lambda.ts";
 import { type Outcome, toBatchItem } from "./outcome.ts";
+import type { RecentIds } from "./recent-ids.ts";
 
 /** What a Function URL accepts; it refuses larger requests before the function runs. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -25,7 +25,7 @@ export async function handleWebhook(
   event: APIGatewayProxyEventV2 | null | undefined,
   config: LambdaConfig,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: RecentIds,
 ): Promise<WebhookResult> {
   const request = readRequest(event);
   if (typeof request === "string") return reply(400, { error: request });
@@ -183,7 +183,7 @@ function httpStatus(outcome: Outcome): number {
 
 /**
  * One status for a whole batch. Any retryable item makes Segment send the batch again; what this
- * instance already delivered is then not sent twice (lib/delivered.ts). Otherwise 200, unless every
+ * instance already delivered is then not sent twice (lib/recent-ids.ts). Otherwise 200, unless every
  * item was rejected.
  */
 function batchStatus(outcomes: Outcome[]): number {

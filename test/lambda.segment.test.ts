@@ -78,7 +78,7 @@ describe("segment (direct invoke)", () => {
       [
         "error",
         expect.objectContaining({
-          outcome: "invalid",
+          outcome: "no-contact",
           type: "track",
           messageId: "m-1",
           error: expect.any(String),

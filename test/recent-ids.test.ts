@@ -1,11 +1,11 @@
-// The bounded memory of delivered messageIds (lib/delivered.ts), with an injected clock.
+// The bounded memory of delivered messageIds (lib/recent-ids.ts), with an injected clock.
 
 import { describe, expect, it } from "vitest";
-import { deliveredIds } from "../lib/delivered.ts";
+import { recentIds } from "../lib/recent-ids.ts";
 
-describe("deliveredIds", () => {
+describe("recentIds", () => {
   it("remembers an id until its time is up", () => {
-    const memory = deliveredIds(10, 1000);
+    const memory = recentIds(10, 1000);
     memory.add("m1", 5000);
     expect(memory.has("m1", 5999)).toBe(true);
     expect(memory.has("m1", 6000)).toBe(false);
@@ -13,7 +13,7 @@ describe("deliveredIds", () => {
   });
 
   it("forgets the oldest first beyond its bound, and renews an id added again", () => {
-    const memory = deliveredIds(4, 60_000);
+    const memory = recentIds(4, 60_000);
     for (const [id, at] of [
       ["a", 1],
       ["b", 2],
@@ -28,7 +28,7 @@ describe("deliveredIds", () => {
   });
 
   it("holds at most its bound over a million distinct ids, and always the latest half of it", () => {
-    const memory = deliveredIds(100_000);
+    const memory = recentIds(100_000);
     let most = 0;
     for (let i = 0; i < 1_000_000; i++) {
       memory.add(`ajs-${i}`, i);

@@ -1,4 +1,5 @@
-// The messageIds this Lambda instance has delivered, so that Segment's retries add nothing.
+// A bounded memory of recent messageIds. The Lambda keeps those it delivered, so that Segment's
+// retries add nothing; the CLI keeps those it has read, so that a duplicate is sent once per run.
 //
 // Segment resends a whole webhook batch after any 5xx, and a direct invoke after a retryable error,
 // for up to 4 hours. An event Refiner already took is then answered as delivered instead of being
@@ -10,19 +11,19 @@
 // Map with its oldest key deleted per insert looked simpler, but V8 keeps deleted entries as holes
 // that every walk from the oldest key steps over: a million inserts took half a minute.)
 
-/** Segment retries for 4 hours; an id older than that cannot come back from a retry. */
-export const DELIVERED_TTL_MS = 4 * 60 * 60 * 1000;
+/** Segment retries for 4 hours; a delivered id older than that cannot come back from a retry. */
+export const RECENT_TTL_MS = 4 * 60 * 60 * 1000;
 /** About 10 MB of ids and their times at Segment's 36-character messageIds. */
-export const DELIVERED_MAX_IDS = 100_000;
+export const RECENT_MAX_IDS = 100_000;
 
-export interface DeliveredIds {
+export interface RecentIds {
   has(messageId: string, now?: number): boolean;
   add(messageId: string, now?: number): void;
   /** Ids held, at most maxIds. */
   readonly size: number;
 }
 
-export function deliveredIds(maxIds = DELIVERED_MAX_IDS, ttlMs = DELIVERED_TTL_MS): DeliveredIds {
+export function recentIds(maxIds = RECENT_MAX_IDS, ttlMs = RECENT_TTL_MS): RecentIds {
   const generation = Math.max(1, Math.floor(maxIds / 2));
   let newer = new Map<string, number>();
   let older = new Map<string, number>();
