@@ -5,23 +5,30 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { boundedFetch, type Fetch } from "../lib/refiner.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
-import { send } from "./send.ts";
+import { EVENT_TYPES, send } from "./send.ts";
 
-const USAGE = `Usage:
-  refiner-destination send FILE... [--api-key K] [--api-base-url URL] [--rate N]
-                                   [--failures FILE] [--attempts N] [--dry-run]
-      Replays Segment events into Refiner. FILE is a JSON object, a JSON array or NDJSON
-      (a Segment archive), optionally gzipped; "-" reads standard input.
-      --api-key         Refiner API key (default: $REFINER_API_KEY)
-      --api-base-url    default: $REFINER_API_BASE_URL or https://api.refiner.io/v1
-      --rate            requests per minute (default 3600; Refiner allows 4000 per key)
-      --failures        where rejected and still-failing events are appended as NDJSON
-                        (default refiner-failures.ndjson); send it again once fixed
-      --attempts        tries per event before it counts as failed (default 5)
-      --backoff         first wait before a retry, in ms; doubles each time (default 1000)
-      --dry-run         send to an embedded Refiner emulator and print each request
-      Exits 0 only when every event was delivered.
+const SEND_USAGE = `Usage:
+  refiner-destination send FILE... [options]
+      Replays Segment events into Refiner, resumably. FILE is NDJSON (a Segment archive), a JSON
+      array or a JSON object, optionally gzipped; "-" reads standard input (not resumable).
+      --api-key K        Refiner API key (default: $REFINER_API_KEY)
+      --api-base-url U   default: $REFINER_API_BASE_URL or https://api.refiner.io/v1
+      --types LIST       only these, comma-separated: ${EVENT_TYPES.join(",")} (default: all)
+      --rate N           requests per minute (default 3600; Refiner allows 4000 per key)
+      --attempts N       tries per request before its events count as undelivered (default 5)
+      --backoff MS       first wait before a retry; doubles each time (default 1000)
+      --failures FILE    undelivered events, to send again later (default refiner-failures.ndjson)
+      --rejected FILE    events Refiner cannot take as they are (default refiner-rejected.ndjson)
+      --checkpoint FILE  progress, for resuming (default refiner-send.checkpoint.json)
+      --restart          ignore the checkpoint and start over
+      --dry-run          send nothing: count the requests and print a sample
+      --show N           requests a dry run prints (default 10)
+      Exits 0 when every input was read whole and every event delivered or skipped; 1 when
+      something was rejected, undelivered or unreadable; 2 on usage errors; 130 after Ctrl-C
+      (run the same command again to resume).
+`;
 
+const USAGE = `${SEND_USAGE}
   refiner-destination deploy-segment [--display-name NAME]
       Creates or updates the destination function (dist/segment-function.js) in a Segment
       workspace. Needs SEGMENT_TOKEN; SEGMENT_API_URL for EU workspaces
@@ -35,6 +42,10 @@ const refinerFetch = boundedFetch(nodeFetch);
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "send") return sendCommand(rest);
+  if (command === "deploy-segment" && (rest.includes("--help") || rest.includes("-h"))) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   if (command === "deploy-segment") return deployCommand(rest);
   const help =
     command === undefined || command === "--help" || command === "-h" || command === "help";
@@ -43,33 +54,49 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function sendCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      "api-key": { type: "string" },
-      "api-base-url": { type: "string" },
-      rate: { type: "string", default: "3600" },
-      failures: { type: "string", default: "refiner-failures.ndjson" },
-      attempts: { type: "string", default: "5" },
-      backoff: { type: "string", default: "1000" },
-      "dry-run": { type: "boolean", default: false },
-    },
-  });
+  let parsed: ReturnType<typeof parseSendArgs>;
+  try {
+    parsed = parseSendArgs(args);
+  } catch (error) {
+    process.stderr.write(`refiner-destination send: ${(error as Error).message}\n\n${SEND_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(SEND_USAGE);
+    return 0;
+  }
   const rate = Number(values.rate);
   const attempts = Number(values.attempts);
   const backoffMs = Number(values.backoff);
+  const show = Number(values.show);
+  const types =
+    values.types === undefined
+      ? [...EVENT_TYPES]
+      : values.types.split(",").map((type) => type.trim());
+  const unknown = types.filter((type) => !(EVENT_TYPES as readonly string[]).includes(type));
   const problems = [
     positionals.length === 0 && "name at least one FILE, or - for standard input",
     !(rate > 0) && "--rate must be a positive number of requests per minute",
     !(Number.isInteger(attempts) && attempts >= 1) &&
       "--attempts must be a whole number of at least 1",
     !(backoffMs >= 0) && "--backoff must be a number of milliseconds",
+    !(Number.isInteger(show) && show >= 0) && "--show must be a whole number",
+    (unknown.length > 0 || types.length === 0) &&
+      `--types takes a comma-separated list of ${EVENT_TYPES.join(", ")}`,
   ].filter(Boolean);
   if (problems.length) {
-    process.stderr.write(`refiner-destination send: ${problems.join("; ")}\n\n${USAGE}`);
+    process.stderr.write(`refiner-destination send: ${problems.join("; ")}\n\n${SEND_USAGE}`);
     return 2;
   }
+  // Ctrl-C stops reading and lets what is in flight finish; a second one ends at once.
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    interrupt.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   return send({
     files: positionals,
     apiKey: values["api-key"] ?? process.env.REFINER_API_KEY,
@@ -77,13 +104,40 @@ async function sendCommand(args: string[]): Promise<number> {
     preserveTraitKeys: process.env.REFINER_PRESERVE_TRAIT_KEYS,
     rate,
     failures: values.failures,
+    rejected: values.rejected,
+    checkpoint: values.checkpoint,
+    restart: values.restart,
     dryRun: values["dry-run"],
+    show,
+    types,
     attempts,
     backoffMs,
-    batchSize: 100,
     fetch: refinerFetch,
     stdout: process.stdout,
     stderr: process.stderr,
+    signal: interrupt.signal,
+  });
+}
+
+function parseSendArgs(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      "api-key": { type: "string" },
+      "api-base-url": { type: "string" },
+      types: { type: "string" },
+      rate: { type: "string", default: "3600" },
+      failures: { type: "string", default: "refiner-failures.ndjson" },
+      rejected: { type: "string", default: "refiner-rejected.ndjson" },
+      checkpoint: { type: "string", default: "refiner-send.checkpoint.json" },
+      restart: { type: "boolean", default: false },
+      attempts: { type: "string", default: "5" },
+      backoff: { type: "string", default: "1000" },
+      "dry-run": { type: "boolean", default: false },
+      show: { type: "string", default: "10" },
+      help: { type: "boolean", short: "h", default: false },
+    },
   });
 }
 
@@ -125,6 +179,8 @@ async function deployCommand(args: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (status) => {
     process.exitCode = status;
+    // Idle keep-alive sockets and an interrupted input must not hold the command open.
+    setTimeout(() => process.exit(), 200).unref();
   },
   (error: unknown) => {
     process.stderr.write(`refiner-destination: ${(error as Error)?.message ?? String(error)}\n`);

@@ -1,13 +1,21 @@
-// Reads Segment events from a file or standard input, streaming: a JSON object, a JSON array of
-// events, or newline-delimited JSON (Segment's archives), each optionally gzipped. One event is in
-// memory at a time, so a 1 GB export never is.
+// Reads Segment events from a file or standard input, streaming, optionally gzipped:
+// - NDJSON (Segment's archives) line by line, so a bad line costs that line only;
+// - a JSON array of events (pretty-printed or on one line, of any size), or pretty-printed objects,
+//   through stream-json's streaming parser, element by element.
+// Each item has its position in the input (`index`, counting events and unreadable values alike),
+// which the checkpoint uses to resume. A value over MAX_EVENT_BYTES is reported and skipped without
+// being kept. A read error, a truncated gzip or broken JSON ends the file: the generator throws,
+// after yielding everything read before it.
 
 import { createReadStream } from "node:fs";
-import { PassThrough, pipeline, type Readable, Transform } from "node:stream";
+import { PassThrough, pipeline, Readable, Transform } from "node:stream";
 import { createGunzip } from "node:zlib";
+import { parser } from "stream-json";
+import Assembler from "stream-json/assembler.js";
 
-/** One top-level value of the input: an event, or why it could not be read. */
-export type ReadItem = { event: unknown; line: number } | { error: string; line: number };
+export type ReadItem =
+  | { index: number; event: unknown }
+  | { index: number; error: string; where: string };
 
 /** Larger values are reported and skipped: no Segment event comes near it. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
@@ -19,9 +27,151 @@ export interface Source {
   onBytes?: (bytes: number) => void;
 }
 
-export async function* readEvents({ name, onBytes }: Source): AsyncGenerator<ReadItem> {
+export async function* readEvents(source: Source): AsyncGenerator<ReadItem> {
+  const chunks = decompressed(source)[Symbol.asyncIterator]();
+  // The first line that is not blank decides: an array, or an object that spans lines (its first
+  // line is a lone brace), goes to the streaming parser; anything else is NDJSON, line by line.
+  const head: Buffer[] = [];
+  let buffered = Buffer.alloc(0);
+  let firstLine: string | undefined;
+  while (firstLine === undefined) {
+    const next = await chunks.next();
+    if (!next.done) {
+      head.push(next.value);
+      buffered = Buffer.concat([buffered, next.value]);
+    }
+    const start = buffered.findIndex((byte) => byte > 0x20);
+    const end = start === -1 ? -1 : buffered.indexOf(10, start);
+    if (end !== -1) firstLine = buffered.subarray(start, end).toString("utf8");
+    else if (next.done || buffered.length > MAX_EVENT_BYTES) firstLine = buffered.toString("utf8");
+  }
+  buffered = Buffer.alloc(0);
+  const rest = (async function* () {
+    yield* head;
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+  })();
+  const first = firstLine.trim();
+  yield* first.startsWith("[") || first === "{" ? values(rest) : lines(rest);
+}
+
+/** NDJSON: one value a line; blank lines are passed over. */
+async function* lines(chunks: AsyncIterable<Buffer>): AsyncGenerator<ReadItem> {
+  let index = 0;
+  let line = 0;
+  let partial: Buffer[] = [];
+  let partialSize = 0;
+  let oversized = false;
+
+  const finish = (bytes: Buffer): ReadItem | undefined => {
+    line += 1;
+    if (oversized) {
+      oversized = false;
+      return {
+        index: index++,
+        error: `a line longer than ${MAX_EVENT_BYTES} bytes`,
+        where: `line ${line}`,
+      };
+    }
+    const text = bytes.toString("utf8").trim();
+    if (!text) return undefined;
+    const at = index++;
+    try {
+      return { index: at, event: JSON.parse(text) };
+    } catch {
+      return { index: at, error: `not valid JSON: ${text.slice(0, 80)}`, where: `line ${line}` };
+    }
+  };
+
+  for await (const chunk of chunks) {
+    let start = 0;
+    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, newline);
+      const item = finish(partial.length ? Buffer.concat([...partial, piece]) : piece);
+      partial = [];
+      partialSize = 0;
+      if (item) yield item;
+      start = newline + 1;
+    }
+    if (start < chunk.length && !oversized) {
+      partial.push(chunk.subarray(start));
+      partialSize += chunk.length - start;
+      if (partialSize > MAX_EVENT_BYTES) {
+        oversized = true; // the rest of this line is dropped as it comes
+        partial = [];
+        partialSize = 0;
+      }
+    }
+  }
+  const item = finish(Buffer.concat(partial));
+  if (item) yield item;
+}
+
+type Token = { name: string; value?: unknown };
+
+/** A JSON array's elements, or top-level values one after another, through stream-json. */
+async function* values(chunks: AsyncIterable<Buffer>): AsyncGenerator<ReadItem> {
+  const tokens = parser.asStream({ jsonStreaming: true, packValues: true, streamValues: false });
+  pipeline(Readable.from(chunks), tokens, () => {});
+
+  let index = 0;
+  let depth = 0;
+  /** The depth at which events are: 1 inside a top-level array, else 0. */
+  let level = 0;
+  let assembler: Assembler | undefined;
+  let size = 0;
+  let skipping = false;
+
+  for await (const token of tokens as AsyncIterable<Token>) {
+    const opens = token.name === "startObject" || token.name === "startArray";
+    const closes = token.name === "endObject" || token.name === "endArray";
+    if (depth === 0 && token.name === "startArray") {
+      level = 1;
+      depth = 1;
+      continue;
+    }
+    if (depth === 1 && level === 1 && token.name === "endArray") {
+      level = 0;
+      depth = 0;
+      continue;
+    }
+    if (depth === level && !assembler && !skipping) {
+      assembler = new Assembler();
+      size = 0;
+    }
+    if (opens) depth += 1;
+    if (closes) depth -= 1;
+
+    if (assembler) {
+      size += typeof token.value === "string" ? token.value.length + 3 : 2;
+      if (size > MAX_EVENT_BYTES) {
+        assembler = undefined; // what was assembled is let go; the rest is passed over
+        skipping = true;
+      } else {
+        assembler.consume(token as Parameters<Assembler["consume"]>[0]);
+      }
+    }
+    if (depth === level) {
+      if (skipping) {
+        yield {
+          index,
+          error: `a value larger than ${MAX_EVENT_BYTES} bytes`,
+          where: `value ${index + 1}`,
+        };
+      } else if (assembler) {
+        yield { index, event: assembler.current };
+      }
+      index += 1;
+      assembler = undefined;
+      skipping = false;
+    }
+  }
+  if (depth !== 0) throw new Error("the input ends in the middle of a value");
+}
+
+/** The input's bytes, gunzipped when it is gzip (by its name or its first two bytes). */
+async function* decompressed({ name, onBytes }: Source): AsyncGenerator<Buffer> {
   const raw: Readable = name === "-" ? process.stdin : createReadStream(name);
-  const gzipped = await isGzip(raw, name);
+  const gzipped = name.endsWith(".gz") || (await startsWithGzipMagic(raw));
   let bytes = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -30,17 +180,14 @@ export async function* readEvents({ name, onBytes }: Source): AsyncGenerator<Rea
       done(null, chunk);
     },
   });
-  const text = new PassThrough();
-  // pipeline() carries a read or gunzip error to `text`, whose iteration then throws it.
-  const stages = gzipped ? [raw, counted, createGunzip(), text] : [raw, counted, text];
-  pipeline(stages, () => {});
-  text.setEncoding("utf8");
-  yield* splitValues(text as AsyncIterable<string>);
+  const output = new PassThrough();
+  // pipeline() carries a read or gunzip error to `output`, whose iteration then throws it.
+  pipeline(gzipped ? [raw, counted, createGunzip(), output] : [raw, counted, output], () => {});
+  yield* output as AsyncIterable<Buffer>;
 }
 
-/** `.gz`, or gzip's magic bytes at the start whatever the name. */
-async function isGzip(stream: Readable, name: string): Promise<boolean> {
-  if (name.endsWith(".gz")) return true;
+/** Peeks at the first two bytes and puts them back. */
+async function startsWithGzipMagic(stream: Readable): Promise<boolean> {
   const first: Buffer | null = await new Promise((resolve, reject) => {
     const onReadable = () => {
       cleanup();
@@ -66,124 +213,4 @@ async function isGzip(stream: Readable, name: string): Promise<boolean> {
   if (!first) return false;
   stream.unshift(first);
   return first[0] === 0x1f && first[1] === 0x8b;
-}
-
-/**
- * Splits text into its top-level JSON values, tracking only nesting and strings. A top-level array
- * is unwrapped into its elements; objects may follow each other on lines (NDJSON) or span lines.
- */
-export async function* splitValues(chunks: AsyncIterable<string>): AsyncGenerator<ReadItem> {
-  let parts: string[] = [];
-  let size = 0;
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  let inValue = false;
-  let scalar = false; // a top-level number, string, true/false/null
-  let startLine = 1;
-  let line = 1;
-  let first = true; // before the input's first value
-  let inArray = false; // inside a top-level array whose elements are the events
-  let skipping = false; // after an oversized value, until the next line
-
-  const finish = (text: string): ReadItem => {
-    inValue = false;
-    parts = [];
-    size = 0;
-    try {
-      return { event: JSON.parse(text), line: startLine };
-    } catch {
-      return { error: `not valid JSON: ${text.slice(0, 80)}`, line: startLine };
-    }
-  };
-
-  for await (const chunk of chunks) {
-    let start = 0; // where the current value starts within this chunk
-    for (let i = 0; i < chunk.length; i++) {
-      const char = chunk[i] as string;
-      if (char === "\n") line += 1;
-
-      if (skipping) {
-        if (char === "\n") skipping = false;
-        continue;
-      }
-
-      if (!inValue) {
-        if (char === " " || char === "\n" || char === "\r" || char === "\t") continue;
-        if (inArray && char === ",") continue;
-        if (inArray && char === "]") {
-          inArray = false;
-          continue;
-        }
-        if (first && char === "[") {
-          inArray = true;
-          first = false;
-          continue;
-        }
-        first = false;
-        inValue = true;
-        startLine = line;
-        start = i;
-        depth = 0;
-        scalar = char !== "{" && char !== "[";
-        inString = char === '"';
-        escaped = false;
-        if (!scalar) depth = 1;
-        continue;
-      }
-
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (char === "\\") escaped = true;
-        else if (char === '"') {
-          inString = false;
-          if (scalar) {
-            yield finish(parts.join("") + chunk.slice(start, i + 1));
-          }
-        }
-        continue;
-      }
-
-      if (scalar) {
-        if (
-          char === " " ||
-          char === "\n" ||
-          char === "\r" ||
-          char === "\t" ||
-          char === "," ||
-          char === "]"
-        ) {
-          const item = finish(parts.join("") + chunk.slice(start, i));
-          if (char === "]" && inArray) inArray = false;
-          yield item;
-        }
-        continue;
-      }
-
-      if (char === '"') inString = true;
-      else if (char === "{" || char === "[") depth += 1;
-      else if (char === "}" || char === "]") {
-        depth -= 1;
-        if (depth === 0) yield finish(parts.join("") + chunk.slice(start, i + 1));
-      }
-    }
-
-    if (inValue) {
-      const rest = chunk.slice(start);
-      parts.push(rest);
-      size += rest.length;
-      if (size > MAX_EVENT_BYTES) {
-        yield { error: `a value larger than ${MAX_EVENT_BYTES} bytes`, line: startLine };
-        inValue = false;
-        parts = [];
-        size = 0;
-        skipping = true;
-      }
-    }
-  }
-  if (inValue) {
-    const text = parts.join("").trim();
-    if (scalar && text) yield finish(text);
-    else yield { error: "the input ends in the middle of a value", line: startLine };
-  }
 }

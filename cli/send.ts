@@ -1,14 +1,36 @@
 // `refiner-destination send`: replays Segment events from files into Refiner through the same
-// mapping and batching as the destination function, within a rate limit, retrying what may
-// succeed later and writing what cannot (and what still fails) to a failures file.
+// mapping and coalescing as the destination, within a rate limit, resumable.
+//
+// Each event ends in one of four places: delivered; skipped (Refiner cannot take it, and that is no
+// error: no userId and no email, alias, an unsupported type, a duplicate, a type not asked for);
+// rejected (invalid, or refused by Refiner for good: written whole to the rejected file); or
+// undelivered (still failing after the last try: written whole to the failures file, to send again).
+// Once one of a contact's events is undelivered, the contact's later events follow it into the
+// failures file, in order, so replaying that file never puts older traits over newer ones.
 
-import { createWriteStream, statSync, type WriteStream } from "node:fs";
-import { deliverBatch } from "../lib/destination.ts";
-import type { Fetch } from "../lib/refiner.ts";
+import { appendFileSync, realpathSync } from "node:fs";
+import { resolve } from "node:path";
+import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/batch.ts";
+import { eventType } from "../lib/mapping.ts";
+import { DELIVERED, type Failure } from "../lib/outcome.ts";
+import { recentIds } from "../lib/recent-ids.ts";
+import { ENDPOINTS, type Fetch, type RefinerCall, send as sendCall } from "../lib/refiner.ts";
 import { parseSettings, type SettingNames, type Settings } from "../lib/settings.ts";
-import { startRefinerEmulator } from "../test/support/refiner-emulator.ts";
+import {
+  emptyTotals,
+  type InputId,
+  inputId,
+  loadCheckpoint,
+  removeCheckpoint,
+  Settled,
+  saveCheckpoint,
+  type Totals,
+} from "./checkpoint.ts";
+import { ContactQueues, type Job } from "./contact-queues.ts";
 import { tokenBucket } from "./rate-limit.ts";
 import { readEvents } from "./read-events.ts";
+
+export const EVENT_TYPES = ["identify", "group", "track", "page", "screen", "delete"] as const;
 
 export interface SendOptions {
   files: string[];
@@ -18,16 +40,23 @@ export interface SendOptions {
   /** Requests per minute. */
   rate: number;
   failures: string;
+  rejected: string;
+  checkpoint: string;
+  /** Ignore the checkpoint and start over. */
+  restart: boolean;
   dryRun: boolean;
-  /** Tries per event, the first included. */
+  /** Requests a dry run prints. */
+  show: number;
+  types: readonly string[];
+  /** Tries per request, the first included. */
   attempts: number;
   /** The first wait before a retry; it doubles each time, and Retry-After can lengthen it. */
   backoffMs: number;
-  /** Events sent (and coalesced) together. */
-  batchSize: number;
   fetch: Fetch;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Aborted on Ctrl-C: stop reading, let requests in flight finish, keep the checkpoint. */
+  signal?: AbortSignal;
 }
 
 const CLI_SETTINGS: SettingNames = {
@@ -36,46 +65,42 @@ const CLI_SETTINGS: SettingNames = {
   preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
 };
 
-/** Longest wait between two tries of the same events. */
+/** A contact's identifies and groups within this many events (or WINDOW_MS) become one request. */
+export const WINDOW_EVENTS = 10_000;
+const WINDOW_MS = 60_000;
+const IN_FLIGHT = 8;
 const MAX_BACKOFF_MS = 5 * 60_000;
+/** A request's own time limit: there is no 5 s limit here as in Segment. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How long Ctrl-C lets requests in flight finish. */
+const GRACE_MS = 10_000;
+/** messageIds remembered to drop duplicates across the run: about 20 MB. */
+const SEEN_IDS = 200_000;
 
-interface Stats {
-  read: number;
-  delivered: number;
-  rejected: number;
-  failed: number;
-  unreadable: number;
-  retrying: number;
-  requests: number;
-  bytesRead: number;
+interface Item {
+  event: unknown;
+  input: number;
+  index: number;
+  /** Order of reading, across inputs. */
+  seq: number;
 }
 
-/** Returns the exit status: 0 only when every event was delivered. */
+/** Returns the exit status: 0, 1 (something was not delivered or not read), 2 (usage) or 130. */
 export async function send(options: SendOptions): Promise<number> {
   const { stdout, stderr } = options;
-  const stats: Stats = {
-    read: 0,
-    delivered: 0,
-    rejected: 0,
-    failed: 0,
-    unreadable: 0,
-    retrying: 0,
-    requests: 0,
-    bytesRead: 0,
-  };
-  const reasons = new Map<string, number>();
-
+  const problem = checkOptions(options);
+  if (problem) {
+    stderr.write(`refiner-destination send: ${problem}\n`);
+    return 2;
+  }
   let settings: Settings;
-  let closeEmulator = async () => {};
   if (options.dryRun) {
-    const emulator = await startRefinerEmulator({
-      onRequest: (request) =>
-        stdout.write(
-          `would send: ${request.method} ${request.path}${request.body === undefined ? "" : ` ${JSON.stringify(request.body)}`}\n`,
-        ),
+    const parsed = parseSettings({
+      apiKey: "dry-run",
+      preserveTraitKeys: options.preserveTraitKeys,
     });
-    closeEmulator = () => emulator.close();
-    settings = { apiKey: "dry-run", apiBaseUrl: emulator.url, preserveTraitKeys: false };
+    if (!parsed.ok) return usage(stderr, parsed.message);
+    settings = parsed.settings;
   } else {
     const parsed = parseSettings(
       {
@@ -85,151 +110,396 @@ export async function send(options: SendOptions): Promise<number> {
       },
       CLI_SETTINGS,
     );
-    if (!parsed.ok) {
-      stderr.write(`refiner-destination: ${parsed.message}\n`);
-      return 2;
-    }
+    if (!parsed.ok) return usage(stderr, parsed.message);
     settings = parsed.settings;
   }
 
+  const terminal = terminalOutput(stderr);
+  const log = (line: string) => terminal.line(line);
+
+  // The checkpoint: only for files (standard input cannot be read again) and not in a dry run.
+  const ids = options.files.map((file) => (file === "-" ? undefined : inputId(file)));
+  const resumable = !options.dryRun && ids.every((id) => id !== undefined);
+  const inputs = ids as InputId[];
+  let resumed = resumable && !options.restart ? loadCheckpoint(options.checkpoint, ids) : undefined;
+  if (resumed) {
+    const done = settledCount(resumed.totals) + resumed.totals.unreadable;
+    log(
+      `Resuming from ${options.checkpoint}: ${done} events already settled (--restart to start over).`,
+    );
+  } else if (!resumable && !options.dryRun) {
+    log("Standard input cannot be resumed: an interrupted run sends it from the start again.");
+  }
+  const settled = resumed?.settled ?? options.files.map(() => new Settled());
+  const parked = resumed?.parked ?? new Set<string>();
+  const totals: Totals = resumed?.totals ?? emptyTotals();
+  resumed = undefined;
+
+  const save = () => {
+    if (resumable) saveCheckpoint(options.checkpoint, inputs, settled, parked, totals);
+  };
+  const settle = (item: Item) => (settled[item.input] as Settled).add(item.index);
+  const skip = (item: Item, reason: string) => {
+    totals.skipped[reason] = (totals.skipped[reason] ?? 0) + 1;
+    settle(item);
+  };
+  const write = (file: string, items: Item[]) => {
+    if (options.dryRun || items.length === 0) return;
+    appendFileSync(file, items.map((item) => `${JSON.stringify(item.event)}\n`).join(""));
+  };
+  const reject = (items: Item[]) => {
+    write(options.rejected, items);
+    totals.rejected += items.length;
+    for (const item of items) settle(item);
+  };
+  const giveUp = (items: Item[]) => {
+    write(options.failures, items);
+    totals.undelivered += items.length;
+    for (const item of items) settle(item);
+  };
+
+  // Stops the run: Ctrl-C, or an API key Refiner refuses (every request would fail alike).
+  const halt = new AbortController();
+  let fatal: string | undefined;
+  options.signal?.addEventListener("abort", () => {
+    log("Interrupted: letting requests in flight finish (up to 10 s), then saving the checkpoint.");
+    halt.abort();
+  });
+  if (options.signal?.aborted) halt.abort();
+  const halted = new Promise<void>((resolve) =>
+    halt.signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
   const limiter = tokenBucket(options.rate);
-  const limitedFetch: Fetch = async (url, init) => {
-    await limiter.take();
-    stats.requests += 1;
-    return options.fetch(url, init);
-  };
-
-  let failuresFile: WriteStream | undefined;
-  const fail = (event: unknown, reason: string) => {
-    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
-    if (options.dryRun) return;
-    failuresFile ??= createWriteStream(options.failures, { flags: "a" });
-    failuresFile.write(`${JSON.stringify(event)}\n`);
-  };
-
-  const sendChunk = async (events: unknown[]) => {
-    let pending = events;
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      const outcomes = await deliverBatch(pending, settings, {
-        fetch: limitedFetch,
-        startedAt: Date.now(),
-        // Time for the rate limit to let every request of the chunk through, and then some.
-        budgetMs: 30_000 + (pending.length * 60_000) / options.rate,
-      });
-      const again: unknown[] = [];
-      let waitMs = options.backoffMs * 2 ** (attempt - 1);
-      outcomes.forEach((outcome, index) => {
-        const event = pending[index];
-        if (outcome.kind === "delivered") stats.delivered += 1;
-        else if (outcome.kind === "rejected") {
-          stats.rejected += 1;
-          fail(event, outcome.message);
-        } else if (attempt >= options.attempts) {
-          stats.failed += 1;
-          fail(event, `still failing after ${attempt} tries: ${outcome.message}`);
-        } else {
-          again.push(event);
-          waitMs = Math.max(waitMs, (outcome.retryAfterSeconds ?? 0) * 1000);
+  let shown = 0;
+  const queues = new ContactQueues<Item>(
+    {
+      send: async ({ request }) => {
+        totals.requests += 1;
+        if (options.dryRun) {
+          if (shown < options.show) {
+            shown += 1;
+            stdout.write(`would send: ${describeCall(request.call)}\n`);
+          }
+          return DELIVERED;
         }
-      });
-      stats.retrying = again.length;
-      if (again.length)
-        await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, MAX_BACKOFF_MS)));
-      stats.retrying = 0;
-      pending = again;
+        await limiter.take();
+        const deadline = Date.now() + REQUEST_TIMEOUT_MS;
+        return sendCall(request.call, {
+          fetch: options.fetch,
+          settings,
+          deadline,
+          startBy: deadline,
+        });
+      },
+      settle: (job, outcome) => {
+        if (outcome.kind === "delivered") {
+          totals.delivered += job.items.length;
+          for (const item of job.items) settle(item);
+        } else if (outcome.kind === "rejected" && outcome.reason === "api-key") {
+          // Every request would fail alike: stop, and keep these events for the rerun.
+          fatal ??= outcome.message;
+          halt.abort();
+        } else {
+          if (outcome.kind === "rejected")
+            log(`rejected ${describeEvents(job.items)}: ${outcome.message}`);
+          reject(job.items);
+        }
+        save();
+      },
+      park: (contact, items, outcome) => {
+        parked.add(contact);
+        log(`undelivered ${describeEvents(items)}: ${printable((outcome as Failure).message)}`);
+        giveUp(items.sort((a, b) => a.seq - b.seq));
+        save();
+      },
+    },
+    {
+      inFlight: IN_FLIGHT,
+      attempts: options.attempts,
+      backoffMs: options.backoffMs,
+      maxBackoffMs: MAX_BACKOFF_MS,
+    },
+  );
+
+  const types = new Set(options.types);
+  const seen = recentIds(SEEN_IDS, Number.POSITIVE_INFINITY);
+  let window: Item[] = [];
+  let windowStarted = Date.now();
+  let seq = 0;
+
+  const flush = async () => {
+    const items = window;
+    window = [];
+    windowStarted = Date.now();
+    if (items.length === 0) return;
+    const plan = planBatch(
+      items.map((item) => item.event),
+      settings,
+    );
+    const rejected: Item[] = [];
+    for (const [position, failure] of plan.failures) {
+      const item = items[position] as Item;
+      const reason = skipReason(item.event, failure);
+      if (reason) skip(item, reason);
+      else {
+        log(`rejected ${describeEvents([item])}: ${printable(failure.message)}`);
+        rejected.push(item);
+      }
     }
+    reject(rejected);
+    for (const [copy] of plan.copies) skip(items[copy] as Item, "duplicate messageId");
+    for (const phase of plan.phases) {
+      for (const request of phase) enqueue(request, items);
+    }
+    save();
+    // Read on only while the queues hold less than a window: memory stays flat.
+    await Promise.race([queues.drainTo(WINDOW_EVENTS), halted]);
   };
 
-  const started = Date.now();
-  const totalBytes = knownSize(options.files);
-  const progress =
-    stderr.isTTY === true
-      ? setInterval(() => stderr.write(`\r\x1b[K${progressLine(stats, started, totalBytes)}`), 250)
-      : undefined;
+  const enqueue = (request: PlannedRequest, items: Item[]) => {
+    const mine = request.events
+      .map((position) => items[position] as Item)
+      .sort((a, b) => a.seq - b.seq);
+    const contact = contactOf(request.call);
+    if (parked.has(contact)) giveUp(mine);
+    else queues.add({ contact, request, items: mine, tries: 0 } satisfies Job<Item>);
+  };
 
-  try {
-    let bytesBefore = 0;
-    for (const file of options.files) {
-      let chunk: unknown[] = [];
+  const incomplete: string[] = [];
+  const started = Date.now();
+  const progress = progressMeter(totals, options.files, () => queues.pending);
+  terminal.progress(() => progress.line());
+
+  for (const [input, file] of options.files.entries()) {
+    const state = settled[input] as Settled;
+    if (halt.signal.aborted) break;
+    if (state.done) continue;
+    const name = printable(file);
+    let count = 0;
+    try {
       for await (const item of readEvents({
         name: file,
-        onBytes: (bytes) => {
-          stats.bytesRead = bytesBefore + bytes;
-        },
+        onBytes: (bytes) => progress.bytes(input, bytes),
       })) {
+        count = item.index + 1;
+        if (halt.signal.aborted) break;
+        if (state.has(item.index)) continue;
         if ("error" in item) {
-          stats.unreadable += 1;
-          stderr.write(`${file}:${item.line}: ${item.error}\n`);
+          totals.unreadable += 1;
+          log(`${name}:${item.where}: ${printable(item.error)}`);
+          state.add(item.index);
           continue;
         }
-        stats.read += 1;
-        chunk.push(item.event);
-        if (chunk.length >= options.batchSize) {
-          await sendChunk(chunk);
-          chunk = [];
+        const entry: Item = { event: item.event, input, index: item.index, seq: seq++ };
+        const type = eventType(item.event);
+        const id = messageIdOf(item.event);
+        if (typeof type === "string" && type !== "alias" && !types.has(type)) {
+          skip(entry, "type not in --types");
+        } else if (id !== undefined && seen.has(id)) {
+          skip(entry, "duplicate messageId");
+        } else {
+          if (id !== undefined) seen.add(id);
+          window.push(entry);
+          if (window.length >= WINDOW_EVENTS || Date.now() - windowStarted >= WINDOW_MS)
+            await flush();
         }
       }
-      await sendChunk(chunk);
-      bytesBefore = stats.bytesRead;
+      if (!halt.signal.aborted) state.total = count;
+    } catch (error) {
+      const reason = printable(describeError(error));
+      incomplete.push(`${name} (${reason})`);
+      log(`${name}: could not be read to its end: ${reason}; what was read from it is sent.`);
     }
-  } catch (error) {
-    stderr.write(`\nrefiner-destination: ${(error as Error).message}\n`);
-    stats.unreadable += 1;
-  } finally {
-    if (progress) {
-      clearInterval(progress);
-      stderr.write("\r\x1b[K");
-    }
-    await new Promise<void>((resolve) => (failuresFile ? failuresFile.end(resolve) : resolve()));
-    await closeEmulator();
   }
+  if (!halt.signal.aborted) await flush();
+  if (!halt.signal.aborted) await Promise.race([queues.drainTo(0), halted]);
+  await queues.stop(halt.signal.aborted ? GRACE_MS : 0);
+  terminal.progress(undefined);
 
-  stdout.write(summary(stats, started, reasons, options));
-  return stats.delivered === stats.read && stats.unreadable === 0 ? 0 : 1;
+  const wasInterrupted = halt.signal.aborted && fatal === undefined;
+  if (wasInterrupted || fatal) save();
+  else if (resumable) removeCheckpoint(options.checkpoint);
+  stdout.write(summary(totals, started, incomplete, options, wasInterrupted));
+  if (fatal) {
+    stderr.write(
+      `refiner-destination send: ${printable(fatal)}\nNothing more was sent; fix the key and run the same command again to resume.\n`,
+    );
+    return 1;
+  }
+  if (wasInterrupted) return 130;
+  const clean =
+    incomplete.length === 0 &&
+    totals.unreadable === 0 &&
+    totals.rejected === 0 &&
+    totals.undelivered === 0;
+  return clean ? 0 : 1;
 }
 
-function knownSize(files: string[]): number | undefined {
-  let total = 0;
-  for (const file of files) {
-    if (file === "-") return undefined;
+function usage(stderr: NodeJS.WritableStream, message: string): number {
+  stderr.write(`refiner-destination send: ${message}\n`);
+  return 2;
+}
+
+/** Inputs that are outputs of the run would feed on themselves. */
+function checkOptions(options: SendOptions): string | undefined {
+  const real = (path: string) => {
     try {
-      total += statSync(file).size;
+      return realpathSync(path);
     } catch {
-      return undefined;
+      return resolve(path);
+    }
+  };
+  const outputs = new Map(
+    [
+      [options.failures, "--failures"],
+      [options.rejected, "--rejected"],
+      [options.checkpoint, "--checkpoint"],
+    ].map(([path, name]) => [real(path as string), name as string]),
+  );
+  for (const file of options.files) {
+    if (file === "-") continue;
+    const output = outputs.get(real(file));
+    if (output) {
+      return `${printable(file)} is this run's ${output} file, so it cannot be an input too. Send it under another name, or give ${output} another file.`;
     }
   }
-  return total;
+  return undefined;
 }
 
-function progressLine(stats: Stats, started: number, totalBytes: number | undefined): string {
-  const minutes = (Date.now() - started) / 60_000;
-  const rate = minutes > 0 ? Math.round(stats.requests / minutes) : 0;
-  let eta = "";
-  if (totalBytes && stats.bytesRead > 0 && stats.bytesRead < totalBytes) {
-    const seconds = ((Date.now() - started) / 1000) * (totalBytes / stats.bytesRead - 1);
-    eta = ` · ETA ${duration(seconds)}`;
+/** Why an event that maps to no request is skipped rather than rejected, or undefined. */
+function skipReason(event: unknown, failure: Failure): string | undefined {
+  if (failure.kind !== "rejected") return undefined;
+  if (failure.reason === "no-contact") return "no userId and no email";
+  if (failure.reason !== "unsupported") return undefined;
+  const type = eventType(event);
+  return type === "alias" ? "alias (Refiner cannot merge contacts)" : "type Refiner does not take";
+}
+
+function describeCall(call: RefinerCall): string {
+  const endpoint = ENDPOINTS[call.call];
+  if (call.call === "deleteContact") {
+    const query = new URLSearchParams(call.query as Record<string, string>).toString();
+    return `${endpoint.method} ${endpoint.path}?${query}`;
   }
-  return `read ${stats.read} · sent ${stats.delivered} · rejected ${stats.rejected + stats.failed} · retrying ${stats.retrying} · ${rate} req/min${eta}`;
+  return `${endpoint.method} ${endpoint.path} ${JSON.stringify(call.body)}`;
+}
+
+function describeEvents(items: Item[]): string {
+  const ids = items
+    .slice(0, 3)
+    .map((item) => messageIdOf(item.event) ?? `#${item.index + 1}`)
+    .join(", ");
+  const more = items.length > 3 ? ` and ${items.length - 3} more` : "";
+  return printable(`${items.length === 1 ? "event" : `${items.length} events`} ${ids}${more}`);
+}
+
+function describeError(error: unknown): string {
+  if (error && typeof error === "object") {
+    const { message, code } = error as { message?: unknown; code?: unknown };
+    const text = typeof message === "string" ? message : String(error);
+    return typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text;
+  }
+  return String(error);
+}
+
+/** Text from an input, safe for a terminal: control characters are shown escaped. */
+export function printable(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters escaped
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Lines go above the progress line, which is redrawn under them; no progress off a terminal. */
+function terminalOutput(stderr: NodeJS.WritableStream & { isTTY?: boolean }) {
+  let draw: (() => string) | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const redraw = () => {
+    if (draw) stderr.write(`\r\x1b[K${draw()}`);
+  };
+  return {
+    line(text: string) {
+      if (draw) stderr.write("\r\x1b[K");
+      stderr.write(`${text}\n`);
+      redraw();
+    },
+    progress(next: (() => string) | undefined) {
+      if (stderr.isTTY !== true) return;
+      clearInterval(timer);
+      if (draw && !next) stderr.write("\r\x1b[K");
+      draw = next;
+      if (draw) timer = setInterval(redraw, 250);
+    },
+  };
+}
+
+/** Progress: the rate over the last 10 s, and an ETA from the bytes read. */
+function progressMeter(totals: Totals, files: string[], pending: () => number) {
+  const sizes = files.map((file) => (file === "-" ? undefined : inputId(file)?.size));
+  const total = sizes.every((size) => size !== undefined)
+    ? sizes.reduce((sum: number, size) => sum + (size as number), 0)
+    : undefined;
+  const read = files.map(() => 0);
+  const samples: { at: number; requests: number; bytes: number }[] = [];
+  const bytesRead = () => read.reduce((sum, bytes) => sum + bytes, 0);
+  return {
+    bytes(input: number, bytes: number) {
+      read[input] = bytes;
+    },
+    line(): string {
+      const now = Date.now();
+      const sample = { at: now, requests: totals.requests, bytes: bytesRead() };
+      samples.push(sample);
+      while (samples.length > 2 && (samples[1] as typeof sample).at <= now - 10_000)
+        samples.shift();
+      const first = samples[0] as typeof sample;
+      const seconds = (now - first.at) / 1000;
+      const perMinute =
+        seconds > 0 ? Math.round(((sample.requests - first.requests) / seconds) * 60) : 0;
+      const bytesPerSecond = seconds > 0 ? (sample.bytes - first.bytes) / seconds : 0;
+      let eta = "";
+      if (total && bytesPerSecond > 0 && sample.bytes < total) {
+        eta = ` · ETA ${duration((total - sample.bytes) / bytesPerSecond)}`;
+      }
+      return `settled ${settledCount(totals)} · delivered ${totals.delivered} · queued ${pending()} · undelivered ${totals.undelivered} · ${perMinute} req/min${eta}`;
+    },
+  };
 }
 
 function summary(
-  stats: Stats,
+  totals: Totals,
   started: number,
-  reasons: Map<string, number>,
+  incomplete: string[],
   options: SendOptions,
+  interrupted: boolean,
 ): string {
+  const skipped = Object.values(totals.skipped).reduce((sum, count) => sum + count, 0);
+  const read = settledCount(totals);
+  const perEvent = read ? (totals.requests / read).toFixed(2) : "0";
   const lines = [
-    `${options.dryRun ? "Dry run" : "Done"} in ${duration((Date.now() - started) / 1000)}: read ${stats.read} events, delivered ${stats.delivered}, rejected ${stats.rejected}, still failing after ${options.attempts} tries ${stats.failed}, unreadable ${stats.unreadable}; ${stats.requests} requests to Refiner.`,
+    `${options.dryRun ? "Dry run" : interrupted ? "Interrupted" : "Done"} in ${duration((Date.now() - started) / 1000)}: read ${read} events; delivered ${totals.delivered}, skipped ${skipped}, rejected ${totals.rejected}, undelivered ${totals.undelivered}, unreadable ${totals.unreadable}. ${totals.requests} requests to Refiner (${perEvent} per event).`,
   ];
-  const failures = stats.rejected + stats.failed;
-  if (failures && !options.dryRun) {
-    lines.push(
-      `${failures} events appended to ${options.failures}; fix them, then send that file again.`,
-    );
+  for (const [reason, count] of Object.entries(totals.skipped)) {
+    lines.push(`  skipped ${count}: ${reason}`);
   }
-  const top = [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 5);
-  for (const [reason, count] of top) lines.push(`  ${count} × ${reason}`);
+  if (totals.rejected && !options.dryRun) {
+    lines.push(`Rejected events are in ${options.rejected}: fix them before sending them again.`);
+  }
+  if (totals.undelivered && !options.dryRun) {
+    lines.push(`Undelivered events are in ${options.failures}: send that file again later.`);
+  }
+  if (incomplete.length) lines.push(`Not read to the end: ${incomplete.join(", ")}.`);
+  if (interrupted) {
+    lines.push(`Progress is saved in ${options.checkpoint}: run the same command again to resume.`);
+  }
   return `${lines.join("\n")}\n`;
+}
+
+/** Events read and settled: delivered, skipped, rejected or undelivered. */
+function settledCount(totals: Totals): number {
+  const skipped = Object.values(totals.skipped).reduce((sum, count) => sum + count, 0);
+  return totals.delivered + skipped + totals.rejected + totals.undelivered;
 }
 
 function duration(seconds: number): string {

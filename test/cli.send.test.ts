@@ -1,15 +1,12 @@
-// `refiner-destination send`, run as the built command against the emulator: a gzipped NDJSON
-// archive replayed with retries, a rate limit and a failures file that can be sent again.
+// `refiner-destination send`, run as the built command against the emulator. Each case ends with
+// every deliverable event in Refiner exactly once, and the right counts, files and exit status.
 
-import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { splitValues } from "../cli/read-events.ts";
-import { MAX_IN_FLIGHT } from "../lib/batch.ts";
+import { constants, gunzipSync, gzipSync } from "node:zlib";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { API_KEY } from "./support/fixtures.ts";
 import {
   type RecordedRequest,
@@ -19,7 +16,25 @@ import {
 
 const ROOT = join(import.meta.dirname, "..");
 const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
-const run = promisify(execFile);
+
+let refiner: RefinerEmulator;
+let dir: string;
+
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+});
+afterAll(() => refiner.close());
+beforeEach(() => {
+  refiner.reset();
+  dir = mkdtempSync(join(tmpdir(), "refiner-send-"));
+});
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 function environment(): NodeJS.ProcessEnv {
   return Object.fromEntries(
@@ -27,291 +42,486 @@ function environment(): NodeJS.ProcessEnv {
   );
 }
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: environment(),
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+/** Starts the CLI in the test's own folder, where its default output files go. */
+function start(
+  args: string[],
+  nodeArgs: string[] = [],
+): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
+    cwd: dir,
+    env: environment(),
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<Run>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
 }
 
-const USERS = 40;
-const at = (minute: number, second: number) =>
-  new Date(Date.UTC(2026, 5, 1, 10, minute, second)).toISOString();
+/** `send FILES…` against the emulator, fast: the rate limit is not what these cases test. */
+function send(files: string[], extra: string[] = []): Promise<Run> {
+  const args = ["send", ...files, "--api-key", API_KEY, "--api-base-url", refiner.url];
+  return start([...args, "--rate", "600000", "--backoff", "10", ...extra]).done;
+}
 
-/** An archive of a few hundred events: per user two identifies, a group, two tracks and a page. */
-function archive(): { events: Record<string, unknown>[]; invalid: Record<string, unknown>[] } {
-  const events: Record<string, unknown>[] = [];
-  const invalid: Record<string, unknown>[] = [];
-  for (let user = 0; user < USERS; user++) {
-    const userId = `user-${user}`;
-    const id = (n: number) => `m-${user}-${n}`;
-    events.push(
-      {
-        type: "identify",
-        userId,
-        messageId: id(1),
-        timestamp: at(0, user),
-        traits: { plan: "trial", seats: 1 },
-      },
-      {
-        type: "group",
-        userId,
-        messageId: id(2),
-        timestamp: at(1, user),
-        groupId: `acct-${user % 5}`,
-        traits: { name: `Account ${user % 5}` },
-      },
-      { type: "track", userId, messageId: id(3), timestamp: at(2, user), event: `Report ${user}` },
-      {
-        type: "identify",
-        userId,
-        messageId: id(4),
-        timestamp: at(3, user),
-        traits: { plan: "pro" },
-      },
-      { type: "page", userId, messageId: id(5), timestamp: at(4, user), name: `Pricing ${user}` },
-      { type: "track", userId, messageId: id(6), timestamp: at(5, user), event: `Upgrade ${user}` },
-    );
-    if (user % 4 === 0) {
-      const bad = {
-        type: "track",
-        anonymousId: `anon-${user}`,
-        messageId: `bad-${user}`,
-        event: "Anonymous",
-      };
-      invalid.push(bad);
-      events.push(bad);
-    }
-  }
-  return { events, invalid };
+function file(name: string, content: string | Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
 }
 
 const ndjson = (events: unknown[]) =>
   `${events.map((event) => JSON.stringify(event)).join("\n")}\n`;
+const track = (userId: string, event: string, extra: Record<string, unknown> = {}) => ({
+  type: "track",
+  userId,
+  event,
+  messageId: `m-${userId}-${event}`,
+  ...extra,
+});
 
-describe("send", () => {
-  const dir = mkdtempSync(join(tmpdir(), "refiner-send-"));
-  const { events, invalid } = archive();
-  const file = join(dir, "segment-archive.ndjson.gz");
-  const failures = join(dir, "failures.ndjson");
-  let refiner: RefinerEmulator;
-  let first: Awaited<ReturnType<typeof cli>>;
-  let firstRequests: RecordedRequest[];
-  const RATE = 6000; // per minute: 100 a second
+/** How often Refiner received each track, as "userId event". */
+function tracks(requests: RecordedRequest[] = refiner.requests): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const request of requests) {
+    if (request.path !== "/track-event") continue;
+    const { id, event } = request.body as { id: string; event: string };
+    counts.set(`${id} ${event}`, (counts.get(`${id} ${event}`) ?? 0) + 1);
+  }
+  return counts;
+}
 
-  beforeAll(async () => {
-    writeFileSync(file, gzipSync(ndjson(events)));
-    refiner = await startRefinerEmulator({ apiKey: API_KEY });
-    // Refiner fails some requests once (503), and user-7's always, until the second run.
-    const failedOnce = new Set<string>();
-    refiner.respond((request) => {
-      const body = request.body as { id?: string; event?: string };
-      if (body.id === "user-7") return { status: 503, body: { message: "Service Unavailable" } };
-      const key = `${request.path} ${JSON.stringify(body)}`;
-      if (body.event?.startsWith("Report") && !failedOnce.has(key)) {
-        failedOnce.add(key);
-        return { status: 503 };
-      }
-      return undefined;
-    });
-    first = await cli([
+function lines(path: string): Record<string, unknown>[] {
+  return readFileSync(path, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line));
+}
+
+describe("reading", () => {
+  it("loses only the bad line of an NDJSON file", async () => {
+    const input = file(
+      "bad-line.ndjson",
+      [
+        JSON.stringify(track("a", "E1")),
+        '{"type":"track", broken',
+        JSON.stringify(track("b", "E2")),
+      ].join("\n"),
+    );
+    const run = await send([input]);
+    expect([...tracks()]).toEqual([
+      ["a E1", 1],
+      ["b E2", 1],
+    ]);
+    expect(run.stderr).toContain('bad-line.ndjson:line 2: not valid JSON: {"type":"track", broken');
+    expect(run.stdout).toContain(
+      "read 2 events; delivered 2, skipped 0, rejected 0, undelivered 0, unreadable 1.",
+    );
+    expect(run.code).toBe(1);
+  });
+
+  it("sends what a truncated .gz held, names it, and goes on with the next file", async () => {
+    const events = Array.from({ length: 300 }, (_, i) => track(`u${i}`, "Archived"));
+    const whole = gzipSync(ndjson(events));
+    const truncated = file("cut.ndjson.gz", whole.subarray(0, Math.floor(whole.length * 0.6)));
+    // What gunzip can still give of it: every complete line is an event that must arrive.
+    const readable = gunzipSync(readFileSync(truncated), { finishFlush: constants.Z_SYNC_FLUSH })
+      .toString("utf8")
+      .split("\n")
+      .slice(0, -1).length;
+    const good = file("good.ndjson", ndjson([track("after", "Next File")]));
+
+    const run = await send([truncated, good]);
+    expect(readable).toBeGreaterThan(50);
+    const sent = tracks();
+    expect(sent.size).toBe(readable + 1);
+    expect(sent.get("after Next File")).toBe(1);
+    expect([...sent.values()].every((count) => count === 1)).toBe(true);
+    expect(run.stderr).toContain(
+      "cut.ndjson.gz: could not be read to its end: unexpected end of file",
+    );
+    expect(run.stdout).toMatch(/Not read to the end: .*cut\.ndjson\.gz \(unexpected end of file/);
+    expect(run.code).toBe(1);
+  });
+
+  it("names a missing file among good ones and reads the others", async () => {
+    const one = file("one.ndjson", ndjson([track("a", "One")]));
+    const two = file("two.ndjson", ndjson([track("b", "Two")]));
+    const run = await send([one, join(dir, "missing.ndjson"), two]);
+    expect([...tracks().keys()].sort()).toEqual(["a One", "b Two"]);
+    expect(run.stderr).toMatch(/missing\.ndjson: could not be read to its end: .*ENOENT/);
+    expect(run.code).toBe(1);
+  });
+
+  it.each([
+    ["a one-line array", (value: unknown) => JSON.stringify(value)],
+    ["a pretty-printed array", (value: unknown) => JSON.stringify(value, null, 2)],
+  ])("skips an element over 1 MiB in %s and reads what follows", async (_, format) => {
+    const input = file(
+      "big.json",
+      format([
+        track("a", "Before"),
+        { ...track("b", "Huge"), properties: { blob: "x".repeat(2 * 1024 * 1024) } },
+        track("c", "After"),
+      ]),
+    );
+    const run = await send([input]);
+    expect([...tracks().keys()].sort()).toEqual(["a Before", "c After"]);
+    expect(run.stderr).toContain("big.json:value 2: a value larger than 1048576 bytes");
+    expect(run.stderr).not.toContain("not valid JSON");
+    expect(run.stdout).toContain("unreadable 1.");
+  });
+
+  it("escapes control characters from the input before printing them", async () => {
+    const input = file(
+      "escape.ndjson",
+      `${JSON.stringify(track("a", "Fine"))}\n{"type": "track", "event": "\u001b[31mred\u0007\n`,
+    );
+    const run = await send([input]);
+    expect(run.stderr).toContain("\\u001b[31mred\\u0007");
+    expect(run.stderr).not.toContain("\u001b[31m");
+  });
+});
+
+describe("outcomes", () => {
+  it("refuses the failures file (or another output) as an input, before sending anything", async () => {
+    const failures = file("refiner-failures.ndjson", ndjson([track("a", "Again")]));
+    const run = await send([failures]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("is this run's --failures file");
+    expect(refiner.requests).toHaveLength(0);
+    expect(readFileSync(failures, "utf8")).toBe(ndjson([track("a", "Again")]));
+
+    const other = file("mine.ndjson", ndjson([track("a", "Again")]));
+    expect((await send([other], ["--rejected", other])).code).toBe(2);
+    expect(refiner.requests).toHaveLength(0);
+  });
+
+  it("skips anonymous page views, aliases and unknown types: exit 0, nothing written", async () => {
+    const events = [
+      ...Array.from({ length: 50 }, (_, i) => ({
+        type: "page",
+        anonymousId: `anon-${i}`,
+        name: "Home",
+        messageId: `p-${i}`,
+      })),
+      { type: "alias", userId: "u1", previousId: "anon-1" },
+      { type: "purchase", userId: "u1" },
+    ];
+    const run = await send([file("anonymous.ndjson", ndjson(events))]);
+    expect(run.code).toBe(0);
+    expect(refiner.requests).toHaveLength(0);
+    expect(run.stdout).toContain("skipped 50: no userId and no email");
+    expect(run.stdout).toContain("skipped 1: alias (Refiner cannot merge contacts)");
+    expect(run.stdout).toContain("skipped 1: type Refiner does not take");
+    for (const output of [
+      "refiner-failures.ndjson",
+      "refiner-rejected.ndjson",
+      "refiner-send.checkpoint.json",
+    ]) {
+      expect(existsSync(join(dir, output)), output).toBe(false);
+    }
+  });
+
+  it("writes invalid events and Refiner's permanent 4xx to the rejected file", async () => {
+    refiner.respond((request) =>
+      (request.body as { event?: string }).event === "Refused"
+        ? { status: 422, body: { message: "bad event" } }
+        : undefined,
+    );
+    const events = [track("a", "Fine"), track("b", "Refused"), { type: "track", userId: "c" }];
+    const run = await send([file("mixed.ndjson", ndjson(events))]);
+    expect(run.code).toBe(1);
+    expect(lines(join(dir, "refiner-rejected.ndjson"))).toEqual(
+      expect.arrayContaining([events[1], events[2]]),
+    );
+    expect(lines(join(dir, "refiner-rejected.ndjson"))).toHaveLength(2);
+    expect(existsSync(join(dir, "refiner-failures.ndjson"))).toBe(false);
+  });
+
+  it("sends only --types identify,group", async () => {
+    const events = [
+      { type: "identify", userId: "a", traits: { plan: "pro" }, messageId: "i1" },
+      { type: "group", userId: "a", groupId: "g1", messageId: "g1" },
+      track("a", "Not Wanted"),
+      { type: "page", userId: "a", name: "Home", messageId: "p1" },
+    ];
+    const run = await send([file("types.ndjson", ndjson(events))], ["--types", "identify,group"]);
+    expect(run.code).toBe(0);
+    expect(refiner.requests.map((request) => request.body)).toEqual([
+      { plan: "pro", account: { id: "g1" }, id: "a" },
+    ]);
+    expect(run.stdout).toContain("skipped 2: type not in --types");
+  });
+});
+
+describe("order and stalls", () => {
+  it("never puts older traits over newer ones when the failures file is replayed", async () => {
+    // plan: old fails for good; plan: new comes a window later and must not overtake it.
+    const filler = Array.from({ length: 10_000 }, (_, i) => track(`f${i % 500}`, `Filler ${i}`));
+    const events = [
+      {
+        type: "identify",
+        userId: "x",
+        traits: { plan: "old" },
+        messageId: "old",
+        timestamp: "2026-01-01T00:00:00Z",
+      },
+      ...filler,
+      {
+        type: "identify",
+        userId: "x",
+        traits: { plan: "new" },
+        messageId: "new",
+        timestamp: "2026-01-02T00:00:00Z",
+      },
+    ];
+    refiner.respond((request) =>
+      (request.body as { id?: string }).id === "x" ? { status: 503 } : undefined,
+    );
+    const first = await send([file("plans.ndjson", ndjson(events))], ["--attempts", "2"]);
+    expect(first.code).toBe(1);
+    const failures = join(dir, "refiner-failures.ndjson");
+    expect(lines(failures).map((event) => event.messageId)).toEqual(["old", "new"]);
+    expect(
+      refiner.requests.filter((request) => (request.body as { id?: string }).id === "x"),
+    ).toHaveLength(2); // old, twice; new never
+
+    refiner.reset(); // Refiner has recovered
+    const replay = await send([failures], ["--failures", join(dir, "again.ndjson")]);
+    expect(replay.code).toBe(0);
+    expect(refiner.requests.map((request) => request.body)).toEqual([{ plan: "new", id: "x" }]);
+  }, 30_000);
+
+  it("parks a contact that always fails, while the others go on without waiting for it", async () => {
+    const events = Array.from({ length: 1000 }, (_, i) =>
+      track(`u${i % 100}`, `Step ${Math.floor(i / 100)}`),
+    );
+    refiner.respond((request) =>
+      (request.body as { id?: string }).id === "u7" ? { status: 500 } : undefined,
+    );
+    const run = await send(
+      [file("stuck.ndjson", ndjson(events))],
+      ["--attempts", "3", "--backoff", "1500"],
+    );
+    expect(run.code).toBe(1);
+    const stuck = refiner.requests.filter(
+      (request) => (request.body as { id?: string }).id === "u7",
+    );
+    const others = refiner.requests.filter(
+      (request) => (request.body as { id?: string }).id !== "u7",
+    );
+    expect(stuck).toHaveLength(3); // its first event, tried three times; the rest never sent
+    expect(tracks(others).size).toBe(990);
+    // Everyone else was delivered before the stuck contact's last try, 1.5 s + 3 s after its first.
+    const lastTry = (stuck.at(-1) as RecordedRequest).at;
+    expect(Math.max(...others.map((request) => request.at))).toBeLessThan(lastTry);
+    expect(lines(join(dir, "refiner-failures.ndjson")).map((event) => event.event)).toEqual(
+      Array.from({ length: 10 }, (_, step) => `Step ${step}`),
+    );
+    expect(run.stdout).toContain("delivered 990, skipped 0, rejected 0, undelivered 10");
+  }, 30_000);
+});
+
+describe("resume", () => {
+  // 20,000 events: 1,000 contacts, each identified 18 times (coalesced) and with 2 tracks.
+  const archive = () =>
+    file(
+      "archive.ndjson.gz",
+      gzipSync(
+        ndjson(
+          Array.from({ length: 20_000 }, (_, i) => {
+            const user = `u${i % 1000}`;
+            const round = Math.floor(i / 1000);
+            return round % 10 === 9
+              ? track(user, `Event ${round}`)
+              : { type: "identify", userId: user, traits: { round }, messageId: `i-${i}` };
+          }),
+        ),
+      ),
+    );
+
+  async function interruptThenResume(signal: NodeJS.Signals) {
+    const input = archive();
+    const args = [
       "send",
-      file,
+      input,
       "--api-key",
       API_KEY,
       "--api-base-url",
       refiner.url,
       "--rate",
-      String(RATE),
-      "--attempts",
-      "3",
-      "--backoff",
-      "20",
-      "--failures",
-      failures,
-    ]);
-    firstRequests = [...refiner.requests];
+      "60000",
+    ];
+    const { child, done } = start(args);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    child.kill(signal);
+    const first = await done;
+    const sentFirst = refiner.requests.length;
+    const second = await start(args).done;
+    return { first, second, sentFirst };
+  }
+
+  it("after Ctrl-C, saves its place, and a rerun sends no event twice and loses none", async () => {
+    const { first, second, sentFirst } = await interruptThenResume("SIGINT");
+    expect(first.code).toBe(130);
+    expect(first.stdout).toMatch(/Interrupted in .*: read \d+ events/);
+    expect(first.stdout).toContain("run the same command again to resume");
+    expect(sentFirst).toBeGreaterThan(100);
+    expect(sentFirst).toBeLessThan(4000);
+    expect(second.stderr).toMatch(
+      /Resuming from refiner-send\.checkpoint\.json: \d+ events already settled/,
+    );
+    expect(second.code).toBe(0);
+    const sent = tracks();
+    expect(sent.size).toBe(2000);
+    expect([...sent].filter(([, count]) => count > 1)).toEqual([]);
+    // Every contact ends at its latest traits.
+    const last = new Map<unknown, unknown>();
+    for (const request of refiner.requests) {
+      const body = request.body as { id: string; round?: number };
+      if (request.path === "/identify-user") last.set(body.id, body.round);
+    }
+    expect(last.size).toBe(1000);
+    expect([...last.values()].every((round) => round === 18)).toBe(true);
+    expect(existsSync(join(dir, "refiner-send.checkpoint.json"))).toBe(false);
   }, 60_000);
-  afterAll(() => refiner.close());
 
-  const answered = (requests: RecordedRequest[]) =>
-    requests.filter((request) => (request.body as { id?: string }).id !== "user-7");
+  it("after SIGKILL, a rerun loses none and sends again at most what was in flight", async () => {
+    const { first, second } = await interruptThenResume("SIGKILL");
+    expect(first.signal).toBe("SIGKILL");
+    expect(second.code).toBe(0);
+    const sent = tracks();
+    expect(sent.size).toBe(2000);
+    const twice = [...sent].filter(([, count]) => count > 1);
+    expect(twice.length).toBeLessThanOrEqual(8);
+  }, 60_000);
+});
 
-  it("delivers every valid event, retrying what failed once", () => {
-    const names = new Set(
-      answered(firstRequests).map((request) => (request.body as { event?: string }).event),
+describe("dry run and usage", () => {
+  it("dry-runs 200,000 events in flat memory, printing a sample and sending nothing", async () => {
+    const events = Array.from({ length: 200_000 }, (_, i) =>
+      i % 4 === 0
+        ? {
+            type: "identify",
+            userId: `u${i % 5000}`,
+            traits: { plan: i % 8 ? "trial" : "pro" },
+            messageId: `m${i}`,
+          }
+        : track(`u${i % 5000}`, `Event ${i}`),
     );
-    for (let user = 0; user < USERS; user++) {
-      if (user === 7) continue;
-      for (const name of [`Report ${user}`, `Upgrade ${user}`, `Viewed Pricing ${user} Page`]) {
-        expect(names.has(name), name).toBe(true);
-      }
+    const input = file("large.ndjson.gz", gzipSync(ndjson(events)));
+    const rss = file(
+      "rss.cjs",
+      'process.on("exit", () => process.stderr.write(`peak RSS ${process.resourceUsage().maxRSS} KB\\n`));',
+    );
+    const { done } = start(["send", input, "--dry-run", "--show", "3"], ["--require", rss]);
+    const run = await done;
+    const peak = Number(run.stderr.match(/peak RSS (\d+) KB/)?.[1]);
+    process.stdout.write(`dry run of 200,000 events: peak RSS ${Math.round(peak / 1024)} MB\n`);
+    expect(run.code).toBe(0);
+    expect(peak).toBeLessThan(300 * 1024);
+    expect(run.stdout.match(/^would send: /gm)).toHaveLength(3);
+    expect(run.stdout).toMatch(/Dry run in .*: read 200000 events; delivered 200000/);
+    expect(refiner.requests).toHaveLength(0);
+  }, 60_000);
+
+  it("prints usage for --help and send --help, and refuses bad options", async () => {
+    for (const args of [["--help"], ["send", "--help"]]) {
+      const run = await start(args).done;
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain("refiner-destination send FILE... [options]");
     }
-    expect(first.stdout).toMatch(
-      /read 250 events, delivered 234, rejected 10, still failing after 3 tries 6/,
+    const bad = await start(["send", "x.json", "--rate", "0", "--types", "identify,purchase"]).done;
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--rate must be a positive number");
+    expect(bad.stderr).toContain("--types takes a comma-separated list");
+  });
+
+  it("reads standard input, says it cannot resume it, and refuses a missing API key", async () => {
+    const noKey = await start(["send", "-"]).done;
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain("--api-key or REFINER_API_KEY");
+
+    const { child, done } = start([
+      "send",
+      "-",
+      "--api-key",
+      API_KEY,
+      "--api-base-url",
+      refiner.url,
+    ]);
+    child.stdin?.end(ndjson([{ type: "track", userId: "u1", event: "From stdin" }]));
+    const run = await done;
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain("Standard input cannot be resumed");
+    expect(refiner.requests.map((request) => request.body)).toEqual([
+      { event: "From stdin", id: "u1" },
+    ]);
+  });
+});
+
+describe("requests", () => {
+  it("keeps to --rate in every second, and sends one identify per contact and window", async () => {
+    const at = (minute: number) => new Date(Date.UTC(2026, 5, 1, 10, minute)).toISOString();
+    const events = Array.from({ length: 100 }, (_, user) => [
+      {
+        type: "identify",
+        userId: `u${user}`,
+        traits: { plan: "trial", seats: 1 },
+        timestamp: at(1),
+        messageId: `a${user}`,
+      },
+      track(`u${user}`, "Report"),
+      {
+        type: "group",
+        userId: `u${user}`,
+        groupId: `g${user % 5}`,
+        timestamp: at(2),
+        messageId: `b${user}`,
+      },
+      {
+        type: "identify",
+        userId: `u${user}`,
+        traits: { plan: "pro" },
+        timestamp: at(3),
+        messageId: `c${user}`,
+      },
+    ]).flat();
+    const input = file("rate.ndjson", ndjson(events));
+    const rate = 3000; // a minute: 50 a second
+    const run = await start([
+      "send",
+      input,
+      "--api-key",
+      API_KEY,
+      "--api-base-url",
+      refiner.url,
+      "--rate",
+      String(rate),
+    ]).done;
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("200 requests to Refiner (0.50 per event)");
+    const identifies = refiner.requests.filter((request) => request.path === "/identify-user");
+    expect(identifies).toHaveLength(100);
+    expect(identifies[0]?.body).toEqual(
+      expect.objectContaining({ plan: "pro", seats: 1, account: { id: expect.any(String) } }),
     );
-  });
-
-  it("coalesces each user's identifies and group, the latest traits winning", () => {
-    const identifies = answered(firstRequests).filter(
-      (request) => request.path === "/identify-user",
-    );
-    for (let user = 0; user < USERS; user++) {
-      if (user === 7) continue;
-      const mine = identifies.filter(
-        (request) => (request.body as { id: string }).id === `user-${user}`,
-      );
-      const last = mine.at(-1)?.body as Record<string, unknown>;
-      expect(last.plan, `user-${user}`).toBe("pro");
-      expect(last.account).toEqual({ name: `Account ${user % 5}`, id: `acct-${user % 5}` });
-    }
-  });
-
-  it("appends rejected and still-failing events, whole, to the failures file, and exits non-zero", () => {
-    expect(first.code).toBe(1);
-    const written = readFileSync(failures, "utf8")
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line));
-    const stuck = events.filter((event) => event.userId === "user-7");
-    expect(written).toHaveLength(invalid.length + stuck.length);
-    expect(written).toEqual(expect.arrayContaining([...invalid, ...stuck]));
-    expect(first.stdout).toContain(`16 events appended to ${failures}`);
-  });
-
-  it("keeps to the rate limit in every second", () => {
-    const times = firstRequests.map((request) => request.at).sort((a, b) => a - b);
-    const capacity = RATE / 600; // the bucket's burst
+    const times = refiner.requests.map((request) => request.at).sort((a, b) => a - b);
     let most = 0;
     for (let i = 0, j = 0; i < times.length; i++) {
       while ((times[j] as number) <= (times[i] as number) - 1000) j += 1;
       most = Math.max(most, i - j + 1);
     }
-    // The bucket starts at most RATE/60 requests a second after a burst of `capacity`; up to 8
-    // more may have started just before the window and arrive inside it.
-    expect(most).toBeLessThanOrEqual(RATE / 60 + capacity + MAX_IN_FLIGHT);
-    expect(firstRequests.length).toBeGreaterThan(150);
-  });
-
-  it("sends the failures file again: what was stuck gets through, what is invalid stays", async () => {
-    refiner.reset(); // Refiner has recovered
-    const again = join(dir, "failures-again.ndjson");
-    const second = await cli([
-      "send",
-      failures,
-      "--api-key",
-      API_KEY,
-      "--api-base-url",
-      refiner.url,
-      "--failures",
-      again,
-    ]);
-    expect(second.stdout).toMatch(/read 16 events, delivered 6, rejected 10/);
-    expect(second.code).toBe(1);
-    expect(
-      refiner.requests.every((request) => (request.body as { id?: string }).id === "user-7"),
-    ).toBe(true);
-    const left = readFileSync(again, "utf8")
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line));
-    expect(left).toEqual(invalid);
-  });
-});
-
-describe("send, small cases", () => {
-  it("dry-runs the sample events with no account, printing each request", async () => {
-    const samples = ["identify", "group", "track", "page", "screen"].map((name) =>
-      join(ROOT, "events", `${name}.json`),
-    );
-    const result = await cli(["send", ...samples, "--dry-run"]);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toContain('would send: POST /identify-user {"first_name":"John"');
-    expect(result.stdout).toContain(
-      'would send: POST /track-event {"event":"Login Button Clicked","id":"userId123"}',
-    );
-    expect(result.stdout).toMatch(/Dry run in .*: read 5 events, delivered 5/);
-  });
-
-  it("reads standard input and refuses a missing API key clearly", async () => {
-    const noKey = await cli(["send", "-"]);
-    expect(noKey.code).toBe(2);
-    expect(noKey.stderr).toContain("--api-key or REFINER_API_KEY");
-
-    const refiner = await startRefinerEmulator({ apiKey: API_KEY });
-    const child = spawn(
-      process.execPath,
-      [CLI, "send", "-", "--api-key", API_KEY, "--api-base-url", refiner.url],
-      {
-        env: environment(),
-      },
-    );
-    let stdout = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stdin.end(ndjson([{ type: "track", userId: "u1", event: "From stdin" }]));
-    const code = await new Promise((resolve) => child.on("close", resolve));
-    await refiner.close();
-    expect(code).toBe(0);
-    expect(stdout).toContain("read 1 events, delivered 1");
-    expect(refiner.requests.map((r) => r.body)).toEqual([{ event: "From stdin", id: "u1" }]);
-  });
-
-  it("rejects bad options with the usage", async () => {
-    const result = await cli(["send", "x.json", "--rate", "0"]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain("--rate must be a positive number");
-  });
-});
-
-describe("reading events", () => {
-  async function values(text: string, chunkSize: number) {
-    const chunks = async function* () {
-      for (let i = 0; i < text.length; i += chunkSize) yield text.slice(i, i + chunkSize);
-    };
-    const items = [];
-    for await (const item of splitValues(chunks())) items.push(item);
-    return items;
-  }
-
-  it.each([1, 3, 64])(
-    "splits NDJSON, arrays and multi-line objects in %i-character chunks",
-    async (size) => {
-      expect(await values('{"a":1}\n{"b":"x}{"}\n', size)).toEqual([
-        { event: { a: 1 }, line: 1 },
-        { event: { b: "x}{" }, line: 2 },
-      ]);
-      expect(await values('[\n {"a":[1,2]},\n {"b":"\\"]"}\n]\n', size)).toEqual([
-        { event: { a: [1, 2] }, line: 2 },
-        { event: { b: '"]' }, line: 3 },
-      ]);
-      expect(await values('{\n  "type": "identify",\n  "userId": "u1"\n}\n', size)).toEqual([
-        { event: { type: "identify", userId: "u1" }, line: 1 },
-      ]);
-    },
-  );
-
-  it("reports what is not JSON, with its line, and goes on", async () => {
-    const items = await values('{"a":1}\n{"b":nope}\n42\n{"c":3}', 7);
-    expect(items).toEqual([
-      { event: { a: 1 }, line: 1 },
-      { error: expect.stringContaining("not valid JSON"), line: 2 },
-      { event: 42, line: 3 },
-      { event: { c: 3 }, line: 4 },
-    ]);
-  });
-
-  it("reports an unterminated value at the end", async () => {
-    expect(await values('{"a":1}\n{"b":', 4)).toEqual([
-      { event: { a: 1 }, line: 1 },
-      { error: "the input ends in the middle of a value", line: 2 },
-    ]);
-  });
+    // 50 a second after a burst of at most a tenth of a second's worth (5).
+    // Up to 8 more may have left just before a window and arrive inside it.
+    expect(most).toBeLessThanOrEqual(rate / 60 + rate / 600 + 8);
+  }, 30_000);
 });
