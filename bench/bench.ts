@@ -1,9 +1,11 @@
 // `npm run bench`: the figures of the README's performance section, each measured against a
 // baseline in the same run, on this machine, so that machine noise cancels out.
 
-import { spawnSync } from "node:child_process";
-import { statSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import nodeFetch from "node-fetch";
 import { startRefinerEmulator } from "../test/support/refiner-emulator.ts";
 import { loadSegmentFunction } from "../test/support/segment-runtime.ts";
@@ -11,6 +13,7 @@ import { loadSegmentFunction } from "../test/support/segment-runtime.ts";
 const ROOT = join(import.meta.dirname, "..", "..");
 const SEGMENT_FUNCTION = join(ROOT, "dist", "segment-function.js");
 const LAMBDA_HANDLER = join(ROOT, "dist", "lambda", "handler.js");
+const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
 const API_KEY = "bench-key";
 
 const rows: [figure: string, measured: string, target: string, met: boolean][] = [];
@@ -253,6 +256,127 @@ async function batchThroughput(): Promise<void> {
   ]);
 }
 
+/**
+ * A day of a product's archive: 200 users, 6 sessions each; every session loads 5 pages with an
+ * identify before each (as Segment recommends) and tracks one event; traits change in 1 session of 7.
+ * The fewest requests it could take: one per page and track, and one identify per user.
+ */
+function dayArchive(): { events: Record<string, unknown>[]; minimum: number } {
+  const events: Record<string, unknown>[] = [];
+  let n = 0;
+  let tracked = 0;
+  for (let session = 0; session < 6; session++) {
+    for (let user = 0; user < 200; user++) {
+      const plan = (user + session) % 7 === 0 ? "pro" : "trial";
+      const at = new Date(Date.UTC(2026, 10, 30, 8 + session, user % 60)).toISOString();
+      for (let page = 0; page < 5; page++) {
+        events.push({
+          type: "identify",
+          userId: `u${user}`,
+          traits: { plan, email: `u${user}@example.com` },
+          timestamp: at,
+          messageId: `m${n++}`,
+        });
+        events.push({
+          type: "page",
+          userId: `u${user}`,
+          name: `Page ${page}`,
+          timestamp: at,
+          messageId: `m${n++}`,
+        });
+        tracked += 1;
+      }
+      events.push({
+        type: "track",
+        userId: `u${user}`,
+        event: `Session ${session}`,
+        timestamp: at,
+        messageId: `m${n++}`,
+      });
+      tracked += 1;
+    }
+  }
+  return { events, minimum: tracked + 200 };
+}
+
+/** Runs the built CLI, returning its exit code, wall time and peak RSS (KB). */
+function runCli(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; ms: number; rssKb: number; stdout: string }> {
+  const probe = join(cwd, "rss.cjs");
+  writeFileSync(
+    probe,
+    'process.on("exit", () => process.stderr.write("peak RSS " + process.resourceUsage().maxRSS + "\\n"));',
+  );
+  const started = performance.now();
+  const child = spawn(process.execPath, ["--require", probe, CLI, ...args], { cwd });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve) =>
+    child.on("close", (code) =>
+      resolve({
+        code,
+        ms: performance.now() - started,
+        rssKb: Number(stderr.match(/peak RSS (\d+)/)?.[1]),
+        stdout,
+      }),
+    ),
+  );
+}
+
+async function backfill(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "refiner-bench-"));
+  try {
+    const { events, minimum } = dayArchive();
+    const archive = join(dir, "day.ndjson.gz");
+    writeFileSync(archive, gzipSync(events.map((event) => JSON.stringify(event)).join("\n")));
+    const refiner = await startRefinerEmulator({ apiKey: API_KEY });
+    const run = await runCli(
+      ["send", archive, "--api-key", API_KEY, "--api-base-url", refiner.url, "--rate", "1000000"],
+      dir,
+    );
+    const requests = refiner.requests.length;
+    await refiner.close();
+    if (run.code !== 0) throw new Error(`send failed on the day archive:\n${run.stdout}`);
+    const perEvent = requests / events.length;
+    rows.push([
+      `send, a day's archive (${events.length} events, 200 users): requests per event`,
+      `${perEvent.toFixed(3)} (${requests} requests; fewest possible ${(minimum / events.length).toFixed(3)}; one per event 1.000)`,
+      "",
+      true,
+    ]);
+    rows.push([
+      "send, the same, unthrottled against the local emulator",
+      `${Math.round(events.length / (run.ms / 1000))} events/s, peak RSS ${Math.round(run.rssKb / 1024)} MB`,
+      "",
+      true,
+    ]);
+
+    const large = join(dir, "large.ndjson.gz");
+    const many = Array.from({ length: 200_000 }, (_, i) =>
+      JSON.stringify({ ...events[i % events.length], messageId: `l${i}` }),
+    );
+    writeFileSync(large, gzipSync(many.join("\n")));
+    const dry = await runCli(["send", large, "--dry-run", "--show", "0"], dir);
+    if (dry.code !== 0) throw new Error(`the dry run failed:\n${dry.stdout}`);
+    rows.push([
+      "send --dry-run, 200,000 events",
+      `${(dry.ms / 1000).toFixed(1)} s (${Math.round(200_000 / (dry.ms / 1000))} events/s), peak RSS ${Math.round(dry.rssKb / 1024)} MB`,
+      "≤ 300 MB",
+      dry.rssKb <= 300 * 1024,
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function sizes(): void {
   const segment = statSync(SEGMENT_FUNCTION).size;
   const lambda = statSync(LAMBDA_HANDLER).size;
@@ -275,6 +399,7 @@ async function main(): Promise<void> {
   await perEventOverhead();
   coldStart();
   await batchThroughput();
+  await backfill();
   sizes();
   const width = Math.max(...rows.map(([figure]) => figure.length));
   const measuredWidth = Math.max(...rows.map(([, measured]) => measured.length));

@@ -42,6 +42,13 @@ function environment(): NodeJS.ProcessEnv {
   );
 }
 
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  // A test that timed out must not leave its run sending into the next test's emulator.
+  for (const child of children) child.kill("SIGKILL");
+  children.clear();
+});
+
 /** Starts the CLI in the test's own folder, where its default output files go. */
 function start(
   args: string[],
@@ -51,6 +58,8 @@ function start(
     cwd: dir,
     env: environment(),
   });
+  children.add(child);
+  child.on("close", () => children.delete(child));
   let stdout = "";
   let stderr = "";
   child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
@@ -420,7 +429,7 @@ describe("dry run and usage", () => {
     const input = file("large.ndjson.gz", gzipSync(ndjson(events)));
     const rss = file(
       "rss.cjs",
-      'process.on("exit", () => process.stderr.write(`peak RSS ${process.resourceUsage().maxRSS} KB\\n`));',
+      'process.on("exit", () => process.stderr.write("peak RSS " + process.resourceUsage().maxRSS + " KB\\n"));',
     );
     const { done } = start(["send", input, "--dry-run", "--show", "3"], ["--require", rss]);
     const run = await done;
