@@ -120,7 +120,7 @@ await emit({
 });
 
 await emit({
-  entryPoints: ["scripts/start.ts"],
+  entryPoints: ["local/start.ts"],
   format: "cjs",
   platform: "node",
   target: "node20",

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import nodeFetch from "node-fetch";
-import { startRefinerEmulator } from "../test/support/refiner-emulator.ts";
-import { loadSegmentFunction } from "../test/support/segment-runtime.ts";
+import { startRefinerEmulator } from "../local/refiner-emulator.ts";
+import { loadSegmentFunction } from "../local/segment-runtime.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const SEGMENT_FUNCTION = join(ROOT, "dist", "segment-function.js");

@@ -2,9 +2,9 @@
 // the Segment-style loader against the emulator.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
+import { loadSegmentFunction, type SegmentFunction } from "../local/segment-runtime.ts";
 import { API_KEY } from "./support/fixtures.ts";
-import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
-import { loadSegmentFunction, type SegmentFunction } from "./support/segment-runtime.ts";
 
 let refiner: RefinerEmulator;
 let fn: SegmentFunction;

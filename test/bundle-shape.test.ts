@@ -2,7 +2,7 @@
 
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { HANDLER_NAMES, loadSegmentFunction, SEGMENT_FUNCTION } from "./support/segment-runtime.ts";
+import { HANDLER_NAMES, loadSegmentFunction, SEGMENT_FUNCTION } from "../local/segment-runtime.ts";
 
 const code = readFileSync(SEGMENT_FUNCTION, "utf8");
 

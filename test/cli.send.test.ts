@@ -7,12 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { constants, gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { API_KEY } from "./support/fixtures.ts";
 import {
   type RecordedRequest,
   type RefinerEmulator,
   startRefinerEmulator,
-} from "./support/refiner-emulator.ts";
+} from "../local/refiner-emulator.ts";
+import { API_KEY } from "./support/fixtures.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");

@@ -4,6 +4,8 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
+import { settle } from "../local/segment-runtime.ts";
 import {
   API_KEY,
   expectRefinerRequest,
@@ -12,8 +14,6 @@ import {
   SEED_GROUP_REQUEST,
 } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda } from "./support/lambda.ts";
-import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
-import { settle } from "./support/segment-runtime.ts";
 
 let refiner: RefinerEmulator;
 let lambda: LambdaHandlers;

@@ -2,6 +2,11 @@
 // dist/lambda/handler.js with realistic Function URL events, against the Refiner emulator.
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  type RefinerEmulator,
+  type Reply,
+  startRefinerEmulator,
+} from "../local/refiner-emulator.ts";
 import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
 import {
   captureConsole,
@@ -10,11 +15,6 @@ import {
   sign,
   webhookPost,
 } from "./support/lambda.ts";
-import {
-  type RefinerEmulator,
-  type Reply,
-  startRefinerEmulator,
-} from "./support/refiner-emulator.ts";
 
 const SECRET = "whsec_segment_shared_8f3a2b1c9d";
 const TOKEN = "wht_4d1f9c2a7b8e3f6a0c5d9e2b7a4f1c8e";

@@ -4,10 +4,10 @@
 
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { analyticsBatch } from "./support/batches.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
-import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
 
 const TOKEN = "wht_0b7e2c9d4a1f8e3c6b5a2d9f7e4c1b8a";
 const auth = { authorization: `Bearer ${TOKEN}` };

@@ -5,12 +5,11 @@
 
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_KEY } from "./support/fixtures.ts";
 import {
   type RecordedRequest,
   type RefinerEmulator,
   startRefinerEmulator,
-} from "./support/refiner-emulator.ts";
+} from "../local/refiner-emulator.ts";
 import {
   EventNotSupported,
   HANDLER_NAMES,
@@ -19,7 +18,8 @@ import {
   RetryError,
   type SegmentFunction,
   ValidationError,
-} from "./support/segment-runtime.ts";
+} from "../local/segment-runtime.ts";
+import { API_KEY } from "./support/fixtures.ts";
 
 let refiner: RefinerEmulator;
 let fn: SegmentFunction;

@@ -1,6 +1,14 @@
 // Every call row of MAPPING.md, through the built bundle loaded the way Segment loads it.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
+import {
+  EventNotSupported,
+  loadSegmentFunction,
+  type SegmentFunction,
+  settle,
+  ValidationError,
+} from "../local/segment-runtime.ts";
 import {
   API_KEY,
   expectRefinerRequest,
@@ -8,14 +16,6 @@ import {
   onlyRequest,
   SEED_GROUP_REQUEST,
 } from "./support/fixtures.ts";
-import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
-import {
-  EventNotSupported,
-  loadSegmentFunction,
-  type SegmentFunction,
-  settle,
-  ValidationError,
-} from "./support/segment-runtime.ts";
 
 let refiner: RefinerEmulator;
 let handlers: SegmentFunction["handlers"];

@@ -5,19 +5,19 @@ import { Agent, createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import nodeFetch from "node-fetch";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { API_KEY, loadEvent } from "./support/fixtures.ts";
 import {
   type RefinerEmulator,
   type Reply,
   startRefinerEmulator,
-} from "./support/refiner-emulator.ts";
+} from "../local/refiner-emulator.ts";
 import {
   loadSegmentFunction,
   RetryError,
   type SegmentFunction,
   settle,
   ValidationError,
-} from "./support/segment-runtime.ts";
+} from "../local/segment-runtime.ts";
+import { API_KEY, loadEvent } from "./support/fixtures.ts";
 
 let refiner: RefinerEmulator;
 let fn: SegmentFunction;

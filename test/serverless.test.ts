@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { API_KEY } from "./support/fixtures.ts";
-import { type RefinerEmulator, startRefinerEmulator } from "./support/refiner-emulator.ts";
 import { zipEntries } from "./support/zip.ts";
 
 const run = promisify(execFile);

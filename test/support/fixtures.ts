@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { expect } from "vitest";
-import type { RecordedRequest, RefinerEmulator } from "./refiner-emulator.ts";
+import type { RecordedRequest, RefinerEmulator } from "../../local/refiner-emulator.ts";
 
 export const API_KEY = "rfk_test_3b9d2c7e41a84f0c9e6d5b2a1f8c7e3d";
 

@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { vi } from "vitest";
-import { functionUrlEvent } from "../../scripts/function-url.ts";
+import { functionUrlEvent } from "../../local/function-url.ts";
 
 export const LAMBDA_HANDLER = fileURLToPath(
   new URL("../../dist/lambda/handler.js", import.meta.url),

@@ -9,7 +9,7 @@ import vm from "node:vm";
 import nodeFetch, { Headers } from "node-fetch";
 
 export const SEGMENT_FUNCTION = fileURLToPath(
-  new URL("../../dist/segment-function.js", import.meta.url),
+  new URL("../dist/segment-function.js", import.meta.url),
 );
 
 export const HANDLER_NAMES = [

@@ -7,8 +7,8 @@ import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { MAX_BODY_BYTES } from "../lib/webhook.ts";
-import { startRefinerEmulator } from "../test/support/refiner-emulator.ts";
 import { functionUrlEvent } from "./function-url.ts";
+import { startRefinerEmulator } from "./refiner-emulator.ts";
 
 const LOCAL_API_KEY = "local-emulator-key";
 
