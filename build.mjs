@@ -10,24 +10,37 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { dirname } from "node:path";
 import { build } from "esbuild";
 
-const SEGMENT_HANDLERS = [
-  ["onIdentify", "event"],
-  ["onGroup", "event"],
-  ["onTrack", "event"],
-  ["onPage", "event"],
-  ["onScreen", "event"],
-  ["onAlias", "event"],
-  ["onDelete", "event"],
+// The handler names and the settings are declared once, in lib/ (TypeScript): bundle those
+// declarations and read them here.
+const declared = await build({
+  stdin: {
+    contents: `export { SEGMENT_HANDLERS } from "./lib/mapping.ts";\nexport { SETTINGS } from "./lib/settings.ts";`,
+    resolveDir: import.meta.dirname,
+    loader: "ts",
+  },
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  write: false,
+  logLevel: "warning",
+});
+const { SEGMENT_HANDLERS, SETTINGS } = await import(
+  `data:text/javascript;base64,${Buffer.from(declared.outputFiles[0].contents).toString("base64")}`
+);
+const HANDLERS = [
+  ...Object.keys(SEGMENT_HANDLERS).map((name) => [name, "event"]),
   ["onBatch", "events"],
 ];
 
+const nameWidth = Math.max(...SETTINGS.map(({ name }) => name.length));
 const banner = `// Refiner destination for Segment — built from this repository; do not edit by hand.
 //
 // Paste this whole file into Segment: Connections → Catalog → Functions → New Function →
 // Destination, replacing the editor's contents. Then create these settings on the function:
-//   apiKey            string, required, sensitive  Your Refiner API key (Refiner → Integrations → Segment)
-//   apiBaseUrl        string, optional             Defaults to https://api.refiner.io/v1
-//   preserveTraitKeys boolean, optional            Send trait keys as written instead of snake_case
+${SETTINGS.map(
+  ({ name, type, required, sensitive, description }) =>
+    `//   ${name.padEnd(nameWidth)}  ${type.toLowerCase()}, ${required ? "required" : "optional"}${sensitive ? ", sensitive" : ""}: ${description}`,
+).join("\n")}
 `;
 
 // The whole bundle runs inside one function, so Segment's wrapper sees nothing but the handlers.
@@ -52,7 +65,6 @@ const BUILTINS = [
   "setTimeout",
   "clearTimeout",
 ].join(", ");
-const HANDLER_NAMES = SEGMENT_HANDLERS.map(([name]) => name).join(", ");
 
 const prologue = `var RefinerDestination = ((${BUILTINS}) => {
 let handlers;
@@ -64,7 +76,7 @@ const exposeHandlers = (found) => {
 // Segment looks for top-level `async function onX` declarations; each delegates to the bundle.
 const epilogue = [
   `return handlers;\n})(${BUILTINS});\n`,
-  ...SEGMENT_HANDLERS.map(
+  ...HANDLERS.map(
     ([name, arg]) =>
       `async function ${name}(${arg}, settings) {\n  return RefinerDestination.${name}(${arg}, settings);\n}`,
   ),
@@ -90,7 +102,7 @@ async function emit(options) {
 
 const [pasteable] = await emit({
   stdin: {
-    contents: `import { ${HANDLER_NAMES} } from "./handler.ts";\nexposeHandlers({ ${HANDLER_NAMES} });`,
+    contents: `import { segmentHandlers } from "./handler.ts";\nexposeHandlers(segmentHandlers);`,
     resolveDir: import.meta.dirname,
     sourcefile: "segment-function.ts",
     loader: "ts",

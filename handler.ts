@@ -1,12 +1,13 @@
 // Entry points only.
-// - onIdentify … onBatch: the Segment destination function's handlers; build.mjs turns them into the
-//   top-level `async function onX(event, settings)` declarations Segment's editor expects.
+// - segmentHandlers (onIdentify … onBatch): the Segment destination function's handlers; build.mjs
+//   turns them into the top-level `async function onX(event, settings)` declarations Segment's
+//   editor expects.
 // - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment.
 
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
 import { configFromEnvironment, invokeDirect, logConfigProblem } from "./lib/lambda.ts";
-import type { EventType } from "./lib/mapping.ts";
+import { SEGMENT_HANDLERS } from "./lib/mapping.ts";
 import { recentIds } from "./lib/recent-ids.ts";
 import { boundedFetch, type Fetch } from "./lib/refiner.ts";
 import { handleWebhook } from "./lib/webhook.ts";
@@ -22,18 +23,18 @@ const runtime = (): Runtime => ({ fetch: runtimeFetch, startedAt: Date.now() });
 // Node's fetch has no `size` option, so the Lambda reads answers through boundedFetch.
 const lambdaRuntime = (): Runtime => ({ fetch: boundedFetch(runtimeFetch), startedAt: Date.now() });
 
-const handlerFor = (type: EventType) => (event: unknown, settings: unknown) =>
-  segmentHandler(type, event, settings, runtime());
+type SegmentHandler = (event: unknown, settings: unknown) => Promise<unknown>;
 
-export const onIdentify = handlerFor("identify");
-export const onGroup = handlerFor("group");
-export const onTrack = handlerFor("track");
-export const onPage = handlerFor("page");
-export const onScreen = handlerFor("screen");
-export const onAlias = handlerFor("alias");
-export const onDelete = handlerFor("delete");
-export const onBatch = (events: unknown, settings: unknown) =>
-  segmentBatchHandler(events, settings, runtime());
+/** The Segment function's handlers, `onIdentify` … `onDelete` and `onBatch` (see build.mjs). */
+export const segmentHandlers: Record<string, SegmentHandler> = {
+  ...Object.fromEntries(
+    Object.entries(SEGMENT_HANDLERS).map(([name, type]) => [
+      name,
+      (event: unknown, settings: unknown) => segmentHandler(type, event, settings, runtime()),
+    ]),
+  ),
+  onBatch: (events, settings) => segmentBatchHandler(events, settings, runtime()),
+};
 
 // Lambda's configuration is read and checked once per cold start, and a problem logged once. The
 // Segment function never uses it: `__PURE__` lets esbuild leave it out of that bundle.

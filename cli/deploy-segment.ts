@@ -2,7 +2,9 @@
 // through Segment's Public API, so a release needs no copy-paste. Idempotent: it finds the function
 // by display name and changes only what differs.
 
+import { describe } from "../lib/outcome.ts";
 import type { Fetch } from "../lib/refiner.ts";
+import { SETTINGS } from "../lib/settings.ts";
 
 export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";
 
@@ -18,34 +20,17 @@ export interface FunctionSetting {
   sensitive: boolean;
 }
 
-/** The settings the pasteable function reads (MAPPING.md, "Settings"). */
-export const FUNCTION_SETTINGS: FunctionSetting[] = [
-  {
-    name: "apiKey",
-    label: "API Key",
-    type: "STRING",
-    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
-    required: true,
-    sensitive: true,
-  },
-  {
-    name: "apiBaseUrl",
-    label: "API Base URL",
-    type: "STRING",
-    description:
-      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "preserveTraitKeys",
-    label: "Preserve Trait Keys",
-    type: "BOOLEAN",
-    description: "Send trait keys as written instead of snake_case.",
-    required: false,
-    sensitive: false,
-  },
-];
+/** The settings the pasteable function reads, as the Public API declares them. */
+export const FUNCTION_SETTINGS: FunctionSetting[] = SETTINGS.map(
+  ({ name, label, type, description, required, sensitive }) => ({
+    name,
+    label,
+    type,
+    description,
+    required,
+    sensitive,
+  }),
+);
 
 export interface DeployOptions {
   token: string;
@@ -100,18 +85,26 @@ type Api = (method: string, path: string, body?: unknown) => Promise<unknown>;
 function publicApi({ token, apiUrl, fetch }: DeployOptions): Api {
   const base = apiUrl.replace(/\/+$/, "");
   return async (method, path, body) => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        Accept: "application/json",
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      redirect: "manual",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    const text = await response.text();
+    let response: Awaited<ReturnType<Fetch>>;
+    let text: string;
+    try {
+      response = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          Accept: "application/json",
+          Authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        redirect: "manual",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      text = await response.text();
+    } catch (error) {
+      throw new SegmentApiError(
+        `Segment's Public API at ${base} could not be reached for ${method} ${path.split("?")[0]}: ${describe(error).split(token).join("[redacted]")}`,
+      );
+    }
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { boundedFetch, type Fetch } from "../lib/refiner.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
-import { EVENT_TYPES, send } from "./send.ts";
+import { SENDABLE_TYPES, send } from "./send.ts";
 
 const SEND_USAGE = `Usage:
   refiner-destination send FILE... [options]
@@ -13,7 +13,7 @@ const SEND_USAGE = `Usage:
       array or a JSON object, optionally gzipped; "-" reads standard input (not resumable).
       --api-key K        Refiner API key (default: $REFINER_API_KEY)
       --api-base-url U   default: $REFINER_API_BASE_URL or https://api.refiner.io/v1
-      --types LIST       only these, comma-separated: ${EVENT_TYPES.join(",")} (default: all)
+      --types LIST       only these, comma-separated: ${SENDABLE_TYPES.join(",")} (default: all)
       --rate N           requests per minute (default 3600; Refiner allows 4000 per key)
       --attempts N       tries per request before its events count as undelivered (default 5)
       --backoff MS       first wait before a retry; doubles each time (default 1000)
@@ -72,9 +72,9 @@ async function sendCommand(args: string[]): Promise<number> {
   const show = Number(values.show);
   const types =
     values.types === undefined
-      ? [...EVENT_TYPES]
+      ? [...SENDABLE_TYPES]
       : values.types.split(",").map((type) => type.trim());
-  const unknown = types.filter((type) => !(EVENT_TYPES as readonly string[]).includes(type));
+  const unknown = types.filter((type) => !(SENDABLE_TYPES as readonly string[]).includes(type));
   const problems = [
     positionals.length === 0 && "name at least one FILE, or - for standard input",
     !(rate > 0) && "--rate must be a positive number of requests per minute",
@@ -83,7 +83,7 @@ async function sendCommand(args: string[]): Promise<number> {
     !(backoffMs >= 0) && "--backoff must be a number of milliseconds",
     !(Number.isInteger(show) && show >= 0) && "--show must be a whole number",
     (unknown.length > 0 || types.length === 0) &&
-      `--types takes a comma-separated list of ${EVENT_TYPES.join(", ")}`,
+      `--types takes a comma-separated list of ${SENDABLE_TYPES.join(", ")}`,
   ].filter(Boolean);
   if (problems.length) {
     process.stderr.write(`refiner-destination send: ${problems.join("; ")}\n\n${SEND_USAGE}`);

@@ -11,8 +11,8 @@
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/batch.ts";
-import { eventType } from "../lib/mapping.ts";
-import { DELIVERED, type Failure } from "../lib/outcome.ts";
+import { EVENT_TYPES, eventType } from "../lib/mapping.ts";
+import { DELIVERED, describe, type Failure } from "../lib/outcome.ts";
 import { recentIds } from "../lib/recent-ids.ts";
 import { ENDPOINTS, type Fetch, type RefinerCall, send as sendCall } from "../lib/refiner.ts";
 import { parseSettings, type SettingNames, type Settings } from "../lib/settings.ts";
@@ -30,7 +30,8 @@ import { ContactQueues, type Job } from "./contact-queues.ts";
 import { tokenBucket } from "./rate-limit.ts";
 import { readEvents } from "./read-events.ts";
 
-export const EVENT_TYPES = ["identify", "group", "track", "page", "screen", "delete"] as const;
+/** What `--types` takes: every call type Refiner receives something for. */
+export const SENDABLE_TYPES = EVENT_TYPES.filter((type) => type !== "alias");
 
 export interface SendOptions {
   files: string[];
@@ -306,7 +307,7 @@ export async function send(options: SendOptions): Promise<number> {
       }
       if (!halt.signal.aborted) state.total = count;
     } catch (error) {
-      const reason = printable(describeError(error));
+      const reason = printable(describe(error));
       incomplete.push(`${name} (${reason})`);
       log(`${name}: could not be read to its end: ${reason}; what was read from it is sent.`);
     }
@@ -391,15 +392,6 @@ function describeEvents(items: Item[]): string {
     .join(", ");
   const more = items.length > 3 ? ` and ${items.length - 3} more` : "";
   return printable(`${items.length === 1 ? "event" : `${items.length} events`} ${ids}${more}`);
-}
-
-function describeError(error: unknown): string {
-  if (error && typeof error === "object") {
-    const { message, code } = error as { message?: unknown; code?: unknown };
-    const text = typeof message === "string" ? message : String(error);
-    return typeof code === "string" && !text.includes(code) ? `${text} (${code})` : text;
-  }
-  return String(error);
 }
 
 /** Text from an input, safe for a terminal: control characters are shown escaped. */

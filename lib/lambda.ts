@@ -15,7 +15,12 @@ import {
   toSegmentError,
 } from "./outcome.ts";
 import type { RecentIds } from "./recent-ids.ts";
-import { LAMBDA_ENVIRONMENT, parseSettings, type SettingsResult } from "./settings.ts";
+import {
+  LAMBDA_ENVIRONMENT,
+  parseSettings,
+  type SettingsResult,
+  settingsFromEnvironment,
+} from "./settings.ts";
 
 export type Environment = Record<string, string | undefined>;
 
@@ -32,14 +37,7 @@ export interface LambdaConfig {
 
 export function configFromEnvironment(env: Environment): LambdaConfig {
   return {
-    settings: parseSettings(
-      {
-        apiKey: env.REFINER_API_KEY,
-        apiBaseUrl: env.REFINER_API_BASE_URL,
-        preserveTraitKeys: env.REFINER_PRESERVE_TRAIT_KEYS,
-      },
-      LAMBDA_ENVIRONMENT,
-    ),
+    settings: parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT),
     sharedSecret: env.SEGMENT_SHARED_SECRET ?? "",
     webhookToken: env.SEGMENT_WEBHOOK_TOKEN?.trim() ?? "",
     allowUnsignedWebhooks: isTrue(env.ALLOW_UNSIGNED_WEBHOOKS),

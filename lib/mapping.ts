@@ -5,8 +5,25 @@ import { type Failure, invalid, unsupported } from "./outcome.ts";
 import type { RefinerCall } from "./refiner.ts";
 import { isPlainObject, normalizeTraits, type Traits } from "./traits.ts";
 
-const EVENT_TYPES = ["identify", "group", "track", "page", "screen", "alias", "delete"] as const;
+/**
+ * Every Segment call type the destination answers, declared once: the Segment function gets an
+ * `on<Type>` handler for each (handler.ts, build.mjs), and `send --types` takes them.
+ */
+export const EVENT_TYPES = [
+  "identify",
+  "group",
+  "track",
+  "page",
+  "screen",
+  "alias",
+  "delete",
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/** The Segment function's single-event handlers: `onIdentify` → identify, … */
+export const SEGMENT_HANDLERS = Object.fromEntries(
+  EVENT_TYPES.map((type) => [`on${type[0]?.toUpperCase()}${type.slice(1)}`, type]),
+) as Record<string, EventType>;
 
 type Event = Record<string, unknown>;
 

@@ -142,12 +142,12 @@ function errorText(body: string): string {
   return trimmed.replace(/\s+/g, " ");
 }
 
-function describe(error: unknown, depth = 0): string {
+/** An error's message with its code, and its cause's: Node's fetch says only "fetch failed". */
+export function describe(error: unknown, depth = 0): string {
   if (!error || typeof error !== "object") return String(error);
   const { message, code, cause } = error as { message?: unknown; code?: unknown; cause?: unknown };
   let text = typeof message === "string" && message ? message : "unknown error";
   if (typeof code === "string" && !text.includes(code)) text += ` (${code})`;
-  // Node's own fetch says only "fetch failed"; the reason (ECONNREFUSED, …) is its cause.
   if (cause && depth === 0) text += `: ${describe(cause, 1)}`;
   return text;
 }

@@ -13,21 +13,71 @@ export interface Settings {
 
 export type SettingsResult = { ok: true; settings: Settings } | { ok: false; message: string };
 
+export interface SettingDeclaration {
+  name: keyof Settings;
+  label: string;
+  /** Segment's setting types; it has no number type. */
+  type: "STRING" | "BOOLEAN";
+  required: boolean;
+  sensitive: boolean;
+  description: string;
+  /** The Lambda's environment variable. */
+  env: string;
+}
+
+/**
+ * The destination's settings, declared once. The Segment function's banner (build.mjs), the
+ * Public API settings (deploy-segment), the Lambda's environment and the README's table come
+ * from here (a test keeps the README equal).
+ */
+export const SETTINGS: readonly SettingDeclaration[] = [
+  {
+    name: "apiKey",
+    label: "API Key",
+    type: "STRING",
+    required: true,
+    sensitive: true,
+    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+    env: "REFINER_API_KEY",
+  },
+  {
+    name: "apiBaseUrl",
+    label: "API Base URL",
+    type: "STRING",
+    required: false,
+    sensitive: false,
+    description:
+      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
+    env: "REFINER_API_BASE_URL",
+  },
+  {
+    name: "preserveTraitKeys",
+    label: "Preserve Trait Keys",
+    type: "BOOLEAN",
+    required: false,
+    sensitive: false,
+    description: "Send trait keys as written instead of snake_case.",
+    env: "REFINER_PRESERVE_TRAIT_KEYS",
+  },
+];
+
 export type SettingNames = Record<keyof Settings, string>;
 
-/** How a Segment function's settings are named. */
-export const SEGMENT_SETTINGS: SettingNames = {
-  apiKey: "The apiKey setting",
-  apiBaseUrl: "The apiBaseUrl setting",
-  preserveTraitKeys: "The preserveTraitKeys setting",
-};
+const namesFrom = (name: (setting: SettingDeclaration) => string) =>
+  Object.fromEntries(SETTINGS.map((setting) => [setting.name, name(setting)])) as SettingNames;
+
+/** How a Segment function's settings are named in messages. */
+export const SEGMENT_SETTINGS: SettingNames = namesFrom(({ name }) => `The ${name} setting`);
 
 /** How the Lambda's environment variables are named. */
-export const LAMBDA_ENVIRONMENT: SettingNames = {
-  apiKey: "REFINER_API_KEY",
-  apiBaseUrl: "REFINER_API_BASE_URL",
-  preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
-};
+export const LAMBDA_ENVIRONMENT: SettingNames = namesFrom(({ env }) => env);
+
+/** The settings as the Lambda's environment gives them. */
+export function settingsFromEnvironment(
+  env: Record<string, string | undefined>,
+): Record<string, unknown> {
+  return Object.fromEntries(SETTINGS.map((setting) => [setting.name, env[setting.env]]));
+}
 
 /**
  * Settings rarely change between calls, so the last values checked are kept with their result (one

@@ -10,6 +10,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { ENDPOINTS } from "../lib/refiner.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -145,7 +146,7 @@ function defaultReply(request: RecordedRequest, apiKey: string | undefined): Rep
       return { status: 404, body: { message: "API key not valid or does not exist" } };
     }
   }
-  const known = ["POST /identify-user", "POST /track-event", "DELETE /contact"];
+  const known: string[] = Object.values(ENDPOINTS).map((endpoint) => endpoint.request);
   const route = `${request.method} ${request.path.split("?")[0]}`;
   if (!known.includes(route)) return { status: 404, body: { message: "Not found" } };
   return { status: 201, body: { message: "ok", contact_uuid: randomUUID() } };

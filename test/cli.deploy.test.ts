@@ -8,13 +8,41 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { FUNCTION_SETTINGS } from "../cli/deploy-segment.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
 const CODE = readFileSync(join(ROOT, "dist", "segment-function.js"), "utf8");
 const TOKEN = "sgp_public_api_token_5e1b";
 const run = promisify(execFile);
+
+/** What the function's settings must be in Segment (MAPPING.md, "Settings"). */
+const FUNCTION_SETTINGS = [
+  {
+    name: "apiKey",
+    label: "API Key",
+    type: "STRING",
+    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+    required: true,
+    sensitive: true,
+  },
+  {
+    name: "apiBaseUrl",
+    label: "API Base URL",
+    type: "STRING",
+    description:
+      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "preserveTraitKeys",
+    label: "Preserve Trait Keys",
+    type: "BOOLEAN",
+    description: "Send trait keys as written instead of snake_case.",
+    required: false,
+    sensitive: false,
+  },
+];
 
 interface StoredFunction {
   id: string;
@@ -134,11 +162,6 @@ describe("deploy-segment", () => {
       description: expect.any(String),
       settings: FUNCTION_SETTINGS,
     });
-    expect(FUNCTION_SETTINGS.find((setting) => setting.name === "apiKey")).toMatchObject({
-      type: "STRING",
-      required: true,
-      sensitive: true,
-    });
     // It looked through every page before deciding the function did not exist.
     expect(
       api.requests.filter((request) => request.method === "GET").map((request) => request.url),
@@ -199,6 +222,24 @@ describe("deploy-segment", () => {
     expect(result.stderr).toContain("Check SEGMENT_TOKEN");
     expect(result.stderr + result.stdout).not.toContain("sgp_wrong_token_value");
     expect(api.requests.every((request) => request.method === "GET")).toBe(true);
+  });
+
+  it("names the cause when the Public API cannot be reached", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const saved = api.url;
+    api.url = `http://127.0.0.1:${port}`;
+    try {
+      const result = await deploy();
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `Segment's Public API at http://127.0.0.1:${port} could not be reached for GET /functions: fetch failed: connect ECONNREFUSED 127.0.0.1:${port}`,
+      );
+    } finally {
+      api.url = saved;
+    }
   });
 
   it("asks for SEGMENT_TOKEN when it is missing", async () => {
