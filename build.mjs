@@ -14,7 +14,7 @@ import { build } from "esbuild";
 // declarations and read them here.
 const declared = await build({
   stdin: {
-    contents: `export { SEGMENT_HANDLERS } from "./lib/mapping.ts";\nexport { SETTINGS } from "./lib/settings.ts";`,
+    contents: `export { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";\nexport { SETTINGS } from "./lib/settings.ts";`,
     resolveDir: import.meta.dirname,
     loader: "ts",
   },
@@ -44,29 +44,7 @@ ${SETTINGS.map(
 `;
 
 // The whole bundle runs inside one function, so Segment's wrapper sees nothing but the handlers.
-// Segment runs the script in a `vm` context, where every lookup of a global (even `Object` or
-// `JSON`) goes through the context's interceptor and costs ~10× a local variable, so that function
-// also binds the built-ins the code uses, once, as its parameters.
-const BUILTINS = [
-  "Object",
-  "Array",
-  "JSON",
-  "Date",
-  "Number",
-  "String",
-  "Boolean",
-  "Map",
-  "Promise",
-  "Math",
-  "Error",
-  "RegExp",
-  "URL",
-  "encodeURIComponent",
-  "setTimeout",
-  "clearTimeout",
-].join(", ");
-
-const prologue = `var RefinerDestination = ((${BUILTINS}) => {
+const prologue = `var RefinerDestination = (() => {
 let handlers;
 const exposeHandlers = (found) => {
   handlers = found;
@@ -75,7 +53,7 @@ const exposeHandlers = (found) => {
 
 // Segment looks for top-level `async function onX` declarations; each delegates to the bundle.
 const epilogue = [
-  `return handlers;\n})(${BUILTINS});\n`,
+  `return handlers;\n})();\n`,
   ...HANDLERS.map(
     ([name, arg]) =>
       `async function ${name}(${arg}, settings) {\n  return RefinerDestination.${name}(${arg}, settings);\n}`,

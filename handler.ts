@@ -5,12 +5,13 @@
 // - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment.
 
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import { type Runtime, segmentBatchHandler, segmentHandler } from "./lib/destination.ts";
-import { configFromEnvironment, invokeDirect, logConfigProblem } from "./lib/lambda.ts";
-import { SEGMENT_HANDLERS } from "./lib/mapping.ts";
-import { recentIds } from "./lib/recent-ids.ts";
-import { boundedFetch, type Fetch } from "./lib/refiner.ts";
-import { handleWebhook } from "./lib/webhook.ts";
+import type { Runtime } from "./lib/delivery/deliver.ts";
+import { recentIds } from "./lib/delivery/recent-ids.ts";
+import { boundedFetch, type Fetch } from "./lib/refiner/client.ts";
+import { configFromEnvironment, invokeDirect, logConfigProblem } from "./lib/runtimes/lambda.ts";
+import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
+import { handleWebhook } from "./lib/runtimes/webhook.ts";
+import { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";
 
 // Segment's runtime provides `fetch` (node-fetch v2) as a global, and Lambda's Node has its own:
 // it is read here only, once. Without one, every request fails as retryable instead of throwing

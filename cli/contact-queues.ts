@@ -5,8 +5,8 @@
 // At most `inFlight` requests are open at once, each after the rate limiter lets it through, and a
 // 429 pauses every contact for Refiner's Retry-After.
 
-import type { PlannedRequest } from "../lib/batch.ts";
-import type { Outcome } from "../lib/outcome.ts";
+import type { Outcome } from "../lib/delivery/outcome.ts";
+import type { PlannedRequest } from "../lib/delivery/plan.ts";
 
 export interface Job<Item> {
   contact: string;

@@ -2,8 +2,8 @@
 // through Segment's Public API, so a release needs no copy-paste. Idempotent: it finds the function
 // by display name and changes only what differs.
 
-import { describe } from "../lib/outcome.ts";
-import type { Fetch } from "../lib/refiner.ts";
+import { describe } from "../lib/delivery/outcome.ts";
+import type { Fetch } from "../lib/refiner/client.ts";
 import { SETTINGS } from "../lib/settings.ts";
 
 export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";

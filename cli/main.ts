@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { boundedFetch, type Fetch } from "../lib/refiner.ts";
+import { boundedFetch, type Fetch } from "../lib/refiner/client.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
 import { SENDABLE_TYPES, send } from "./send.ts";
 

@@ -10,11 +10,12 @@
 
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
-import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/batch.ts";
-import { EVENT_TYPES, eventType } from "../lib/mapping.ts";
-import { DELIVERED, describe, type Failure } from "../lib/outcome.ts";
-import { recentIds } from "../lib/recent-ids.ts";
-import { ENDPOINTS, type Fetch, type RefinerCall, send as sendCall } from "../lib/refiner.ts";
+import { deliver } from "../lib/delivery/deliver.ts";
+import { DELIVERED, describe, type Failure } from "../lib/delivery/outcome.ts";
+import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
+import { recentIds } from "../lib/delivery/recent-ids.ts";
+import { ENDPOINTS, type Fetch, type RefinerCall } from "../lib/refiner/client.ts";
+import { EVENT_TYPES, eventType } from "../lib/segment/mapping.ts";
 import { parseSettings, type SettingNames, type Settings } from "../lib/settings.ts";
 import {
   emptyTotals,
@@ -71,8 +72,8 @@ export const WINDOW_EVENTS = 10_000;
 const WINDOW_MS = 60_000;
 const IN_FLIGHT = 8;
 const MAX_BACKOFF_MS = 5 * 60_000;
-/** A request's own time limit: there is no 5 s limit here as in Segment. */
-const REQUEST_TIMEOUT_MS = 30_000;
+/** A request's own time limit (its last second is left for the answer): no 5 s limit here. */
+const REQUEST_TIMEOUT_MS = 31_000;
 /** How long Ctrl-C lets requests in flight finish. */
 const GRACE_MS = 10_000;
 /** messageIds remembered to drop duplicates across the run: about 20 MB. */
@@ -174,23 +175,23 @@ export async function send(options: SendOptions): Promise<number> {
   let shown = 0;
   const queues = new ContactQueues<Item>(
     {
-      send: async ({ request }) => {
+      send: async (job) => {
         totals.requests += 1;
         if (options.dryRun) {
           if (shown < options.show) {
             shown += 1;
-            stdout.write(`would send: ${describeCall(request.call)}\n`);
+            stdout.write(`would send: ${describeCall(job.request.call)}\n`);
           }
           return DELIVERED;
         }
         await limiter.take();
-        const deadline = Date.now() + REQUEST_TIMEOUT_MS;
-        return sendCall(request.call, {
-          fetch: options.fetch,
+        // A job's events make one request, so they share one outcome.
+        const [outcome] = await deliver(
+          job.items.map((item) => item.event),
           settings,
-          deadline,
-          startBy: deadline,
-        });
+          { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS },
+        );
+        return outcome ?? DELIVERED;
       },
       settle: (job, outcome) => {
         if (outcome.kind === "delivered") {

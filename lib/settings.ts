@@ -1,6 +1,6 @@
-// The destination's settings, as Segment passes them (`settings.apiKey`, …) or as Lambda reads them
-// from its environment. Segment passes settings with every call; they are checked when they differ
-// from the last ones. Messages name each setting the way its reader configures it.
+// The destination's settings, as Segment passes them (`settings.apiKey`, …) with every call, or as
+// Lambda reads them from its environment once. Messages name each setting the way its reader
+// configures it.
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
 
@@ -79,38 +79,12 @@ export function settingsFromEnvironment(
   return Object.fromEntries(SETTINGS.map((setting) => [setting.name, env[setting.env]]));
 }
 
-/**
- * Settings rarely change between calls, so the last values checked are kept with their result (one
- * entry, no growth). The result is shared: nothing may change it.
- */
-let last:
-  | {
-      apiKey: unknown;
-      apiBaseUrl: unknown;
-      preserve: unknown;
-      names: SettingNames;
-      result: SettingsResult;
-    }
-  | undefined;
-
 export function parseSettings(
   raw: unknown,
   names: SettingNames = SEGMENT_SETTINGS,
 ): SettingsResult {
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
-  const { apiKey, apiBaseUrl, preserveTraitKeys: preserve } = given;
-  if (
-    last !== undefined &&
-    last.apiKey === apiKey &&
-    last.apiBaseUrl === apiBaseUrl &&
-    last.preserve === preserve &&
-    last.names === names
-  ) {
-    return last.result;
-  }
-  const result = checkSettings(apiKey, apiBaseUrl, preserve, names);
-  last = { apiKey, apiBaseUrl, preserve, names, result };
-  return result;
+  return checkSettings(given.apiKey, given.apiBaseUrl, given.preserveTraitKeys, names);
 }
 
 function checkSettings(

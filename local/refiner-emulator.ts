@@ -10,7 +10,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { ENDPOINTS } from "../lib/refiner.ts";
+import { ENDPOINTS } from "../lib/refiner/client.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -137,7 +137,7 @@ async function record(req: IncomingMessage): Promise<RecordedRequest> {
   };
 }
 
-/** What Refiner answers when nothing else was asked for (MAPPING.md, "Answers"). */
+/** What Refiner answers when nothing else was asked for (docs/mapping.md, "Refiner"). */
 function defaultReply(request: RecordedRequest, apiKey: string | undefined): Reply {
   const auth = request.headers.authorization;
   if (apiKey !== undefined) {

@@ -1,5 +1,5 @@
 // Loads the built dist/segment-function.js the way Segment's runtime does: a `vm` context with only
-// the globals Segment documents (RUNTIMES.md §1), the script wrapped in a function that receives the
+// the globals Segment documents (docs/architecture.md), the script wrapped in a function that receives the
 // handler names, node-fetch v2 as `fetch`, and Segment's own error classes.
 
 import { webcrypto } from "node:crypto";

@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { MAX_BODY_BYTES } from "../lib/webhook.ts";
+import { MAX_BODY_BYTES } from "../lib/runtimes/webhook.ts";
 import { functionUrlEvent } from "./function-url.ts";
 import { startRefinerEmulator } from "./refiner-emulator.ts";
 

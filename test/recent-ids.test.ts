@@ -1,7 +1,7 @@
 // The bounded memory of delivered messageIds (lib/recent-ids.ts), with an injected clock.
 
 import { describe, expect, it } from "vitest";
-import { recentIds } from "../lib/recent-ids.ts";
+import { recentIds } from "../lib/delivery/recent-ids.ts";
 
 describe("recentIds", () => {
   it("remembers an id until its time is up", () => {

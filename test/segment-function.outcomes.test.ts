@@ -199,7 +199,9 @@ describe("network failures", () => {
     const { error } = await trackWith({ hang: true });
     const elapsed = Date.now() - started;
     expect(error).toBeInstanceOf(RetryError);
-    expect(error?.message).toContain("before the deadline (Segment stops a call at 5 s)");
+    expect(error?.message).toMatch(
+      /^Refiner could not be reached for POST \/track-event: no complete answer within 4\d{3} ms$/,
+    );
     // The bound itself, not a speed measurement: Segment kills the call at 5 s.
     expect(elapsed).toBeGreaterThanOrEqual(4400);
     expect(elapsed).toBeLessThan(5000);

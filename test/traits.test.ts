@@ -2,7 +2,7 @@
 // also exercised through the bundle in segment-function.*.test.ts.
 
 import { describe, expect, it } from "vitest";
-import { MAX_TRAIT_DEPTH, normalizeTraits, snakeCase } from "../lib/traits.ts";
+import { MAX_TRAIT_DEPTH, normalizeTraits, snakeCase } from "../lib/segment/traits.ts";
 
 describe("snakeCase", () => {
   it.each([

@@ -1,23 +1,17 @@
-// A batch of Segment events → as few Refiner requests as keep the data right, sent a few at a time.
+// Segment events → as few Refiner requests as keep the data right. Pure: no I/O, no clock.
 //
 // - All identify and group calls for one contact become one `POST /identify-user`, with traits
 //   applied in timestamp order (later wins) and the account of the latest group. Sending them one
 //   by one, concurrently, could let yesterday's traits land last.
 // - Events that repeat a `messageId` (Segment delivers at least once) are sent once.
-// - At most MAX_IN_FLIGHT requests are open at once. Once Refiner answers 429, nothing more is sent:
-//   the rest come back 429 so Segment retries them later.
-// - Contacts are identified before their events are tracked. A delete splits the batch, so what
-//   came before it is sent before it, and what came after, after.
-// Every event gets exactly one outcome, in input order; work the deadline cuts off is retryable.
+// - Contacts are identified before their events are tracked. A delete splits the events into
+//   phases, so what came before it is sent before it, and what came after, after.
 
-import { eventType, isFailure, mapEvent } from "./mapping.ts";
-import { type Failure, type Outcome, retry } from "./outcome.ts";
-import { type RefinerCall, send, type Transport } from "./refiner.ts";
-import type { Settings } from "./settings.ts";
-import { isPlainObject } from "./traits.ts";
-
-/** The most Refiner requests one batch keeps open at once. */
-export const MAX_IN_FLIGHT = 8;
+import type { RefinerCall } from "../refiner/client.ts";
+import { type EventType, eventType, isFailure, mapEvent } from "../segment/mapping.ts";
+import { isPlainObject } from "../segment/traits.ts";
+import type { Settings } from "../settings.ts";
+import type { Failure } from "./outcome.ts";
 
 /** One Refiner request and the input positions of the events it delivers. */
 export interface PlannedRequest {
@@ -42,7 +36,14 @@ export interface BatchPlan {
   copies: [copy: number, original: number][];
 }
 
-export function planBatch(events: readonly unknown[], settings: Settings): BatchPlan {
+/** Which call an event is: its own `type`, unless the door knows better (Segment's `onTrack`). */
+export type TypeOf = (event: unknown) => EventType | Failure;
+
+export function planBatch(
+  events: readonly unknown[],
+  settings: Settings,
+  typeOf: TypeOf = eventType,
+): BatchPlan {
   const failures = new Map<number, Failure>();
   const firstWithId = new Map<string, number>();
   const copies: [copy: number, original: number][] = [];
@@ -67,7 +68,7 @@ export function planBatch(events: readonly unknown[], settings: Settings): Batch
     }
     if (id !== undefined) firstWithId.set(id, index);
 
-    const type = eventType(event);
+    const type = typeOf(event);
     const call = typeof type === "string" ? mapEvent(type, event, settings) : type;
     if (isFailure(call)) {
       failures.set(index, call);
@@ -87,49 +88,6 @@ export function planBatch(events: readonly unknown[], settings: Settings): Batch
   });
   closePhase();
   return { phases, failures, copies };
-}
-
-export async function sendBatch(
-  events: readonly unknown[],
-  settings: Settings,
-  transport: Transport,
-): Promise<Outcome[]> {
-  const { phases, failures, copies } = planBatch(events, settings);
-  const outcomes: (Outcome | undefined)[] = new Array(events.length);
-  for (const [index, failure] of failures) outcomes[index] = failure;
-
-  let throttled: Outcome | undefined;
-  for (const phase of phases) {
-    await pool(phase, async (request) => {
-      const outcome = throttled ?? (await send(request.call, transport));
-      if (outcome.kind === "retry" && outcome.status === 429 && throttled === undefined) {
-        throttled = retry(
-          `Not sent: Refiner throttled this batch (${outcome.message})`,
-          429,
-          outcome.retryAfterSeconds,
-        );
-      }
-      for (const index of request.events) outcomes[index] = outcome;
-    });
-  }
-
-  for (const [copy, original] of copies) outcomes[copy] = outcomes[original];
-  // Every position has been assigned above; the fallback keeps a bug from losing an event.
-  return outcomes.map(
-    (outcome) => outcome ?? retry("Internal error: the event was not processed."),
-  );
-}
-
-/** Runs `work` over `items` with at most MAX_IN_FLIGHT at once, in order of start. */
-async function pool<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(MAX_IN_FLIGHT, items.length) }, worker));
 }
 
 /** Whom a request is about: the same userId, or the same email when there is no userId. */

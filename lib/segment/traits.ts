@@ -1,5 +1,5 @@
 // Segment traits → Refiner traits. Refiner stores flat strings, int32 integers, booleans and dates
-// (keys ending in `_at` / `_date`), and shows keys in snake_case; see MAPPING.md.
+// (keys ending in `_at` / `_date`), and shows keys in snake_case; see docs/mapping.md.
 
 export type TraitValue = string | number | boolean;
 export type Traits = Record<string, TraitValue>;
@@ -9,25 +9,16 @@ const INT32_MAX = 2147483647;
 /** Objects nested deeper than this are sent as their JSON text, so hostile depth cannot hurt. */
 export const MAX_TRAIT_DEPTH = 8;
 
-/**
- * Built on first use: Unicode property classes take about a millisecond each to compile, which
- * would otherwise land on every cold start, including of calls that never rename a key.
- */
-let keyPatterns:
-  | { lowerThenUpper: RegExp; upperRunThenWord: RegExp; separators: RegExp }
-  | undefined;
+const LOWER_THEN_UPPER = /([\p{Ll}\p{N}])(\p{Lu})/gu;
+const UPPER_RUN_THEN_WORD = /(\p{Lu}+)(\p{Lu}\p{Ll})/gu;
+const SEPARATORS = /[^\p{L}\p{N}]+/gu;
 
 /** `firstName` → `first_name`, `HTMLTitle` → `html_title`, `total billed` → `total_billed`. */
 export function snakeCase(key: string): string {
-  keyPatterns ??= {
-    lowerThenUpper: /([\p{Ll}\p{N}])(\p{Lu})/gu,
-    upperRunThenWord: /(\p{Lu}+)(\p{Lu}\p{Ll})/gu,
-    separators: /[^\p{L}\p{N}]+/gu,
-  };
   return key
-    .replace(keyPatterns.lowerThenUpper, "$1_$2")
-    .replace(keyPatterns.upperRunThenWord, "$1_$2")
-    .replace(keyPatterns.separators, "_")
+    .replace(LOWER_THEN_UPPER, "$1_$2")
+    .replace(UPPER_RUN_THEN_WORD, "$1_$2")
+    .replace(SEPARATORS, "_")
     .toLowerCase()
     .replace(/^_+|_+$/g, "");
 }

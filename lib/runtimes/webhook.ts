@@ -5,10 +5,11 @@
 // destination sends with every request, in an `Authorization: Bearer` header or in the URL.
 
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import type { Runtime } from "./destination.ts";
+import type { Runtime } from "../delivery/deliver.ts";
+import type { Outcome } from "../delivery/outcome.ts";
+import type { RecentIds } from "../delivery/recent-ids.ts";
+import { toBatchItem } from "../segment/errors.ts";
 import { deliverAll, type LambdaConfig, redactSecrets } from "./lambda.ts";
-import { type Outcome, toBatchItem } from "./outcome.ts";
-import type { RecentIds } from "./recent-ids.ts";
 
 /** What a Function URL accepts; it refuses larger requests before the function runs. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -183,7 +184,7 @@ function httpStatus(outcome: Outcome): number {
 
 /**
  * One status for a whole batch. Any retryable item makes Segment send the batch again; what this
- * instance already delivered is then not sent twice (lib/recent-ids.ts). Otherwise 200, unless every
+ * instance already delivered is then not sent twice (lib/delivery/recent-ids.ts). Otherwise 200, unless every
  * item was rejected.
  */
 function batchStatus(outcomes: Outcome[]): number {

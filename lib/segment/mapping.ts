@@ -1,8 +1,8 @@
-// Segment event → the Refiner call it becomes (MAPPING.md). Pure: no I/O, no clock.
+// Segment event → the Refiner call it becomes (docs/mapping.md). Pure: no I/O, no clock.
 // Every function returns either the call or the Failure that says what to fix.
 
-import { type Failure, invalid, unsupported } from "./outcome.ts";
-import type { RefinerCall } from "./refiner.ts";
+import { type Failure, invalid, unsupported } from "../delivery/outcome.ts";
+import type { RefinerCall } from "../refiner/client.ts";
 import { isPlainObject, normalizeTraits, type Traits } from "./traits.ts";
 
 /**
@@ -126,7 +126,7 @@ interface Contact {
   email?: string;
 }
 
-/** Where each call's email may come from, first non-empty wins (MAPPING.md, "Who the contact is"). */
+/** Where each call's email may come from, first non-empty wins (docs/mapping.md, "Who the contact is"). */
 const EMAIL_SOURCES: Record<Exclude<EventType, "alias">, [object: string, key: string][]> = {
   identify: [
     ["traits", "email"],
@@ -152,7 +152,7 @@ const EMAIL_SOURCES: Record<Exclude<EventType, "alias">, [object: string, key: s
   ],
 };
 
-/** Who the contact is: `userId`, else an email. `anonymousId` is never used (see MAPPING.md). */
+/** Who the contact is: `userId`, else an email. `anonymousId` is never used (see docs/mapping.md). */
 function contact(event: Event, type: Exclude<EventType, "alias">): Contact | Failure {
   const { userId } = event;
   const id = identifier(userId);

@@ -1,26 +1,17 @@
 // The AWS Lambda forms of the destination. `invokeDirect` serves Segment's "AWS Lambda" destination,
 // which invokes the function with the Segment event itself. Configuration comes from the
-// environment (MAPPING.md, "Settings"), read and checked once per cold start by handler.ts.
+// environment (docs/mapping.md, "Settings"), read and checked once per cold start by handler.ts.
 
-import { messageIdOf } from "./batch.ts";
-import { deliverBatch, type Runtime } from "./destination.ts";
-import {
-  type BatchItem,
-  DELIVERED,
-  type Failure,
-  type Outcome,
-  redact,
-  retry,
-  toBatchItem,
-  toSegmentError,
-} from "./outcome.ts";
-import type { RecentIds } from "./recent-ids.ts";
+import { deliver, type Runtime } from "../delivery/deliver.ts";
+import { type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
+import type { RecentIds } from "../delivery/recent-ids.ts";
+import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import {
   LAMBDA_ENVIRONMENT,
   parseSettings,
   type SettingsResult,
   settingsFromEnvironment,
-} from "./settings.ts";
+} from "../settings.ts";
 
 export type Environment = Record<string, string | undefined>;
 
@@ -94,8 +85,9 @@ export async function invokeDirect(
 }
 
 /**
- * Events whose type each event names, with every failure logged; shared by both Lambda forms.
- * Events this instance already delivered (by messageId) are answered as delivered and not sent.
+ * Events whose type each event names, through the one pipeline, with every failure logged; shared
+ * by both Lambda forms. Events this instance already delivered (by messageId) are answered as
+ * delivered and not sent again.
  */
 export async function deliverAll(
   events: readonly unknown[],
@@ -106,36 +98,14 @@ export async function deliverAll(
   const { settings } = config;
   // Logged once per cold start (logConfigProblem), not once per event.
   if (!settings.ok) return events.map(() => retry(settings.message));
-
-  const outcomes: Outcome[] = new Array(events.length);
-  const fresh: unknown[] = [];
-  const positions: number[] = [];
-  events.forEach((event, index) => {
-    const id = messageIdOf(event);
-    if (id !== undefined && delivered.has(id)) {
-      outcomes[index] = DELIVERED;
-    } else {
-      fresh.push(event);
-      positions.push(index);
-    }
-  });
-
-  const sent = await deliverBatch(fresh, settings.settings, runtime);
-  sent.forEach((outcome, at) => {
-    const index = positions[at] as number;
-    const event = events[index];
-    if (outcome.kind === "delivered") {
-      const id = messageIdOf(event);
-      if (id !== undefined) delivered.add(id);
-      outcomes[index] = outcome;
-      return;
-    }
+  const outcomes = await deliver(events, settings.settings, { ...runtime, delivered });
+  return outcomes.map((outcome, index) => {
+    if (outcome.kind === "delivered") return outcome;
     // The key is already out of every message; the webhook's secrets must be too.
     const safe = { ...outcome, message: redactSecrets(outcome.message, config) };
-    logFailure(safe, event);
-    outcomes[index] = safe;
+    logFailure(safe, events[index]);
+    return safe;
   });
-  return outcomes;
 }
 
 /** One JSON log line per failed event, without the event's contents (they may be personal data). */

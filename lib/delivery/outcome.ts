@@ -1,0 +1,55 @@
+// What became of one event. decide.ts makes it from Refiner's answer; every door (the Segment
+// function, onBatch, Lambda, the webhook, the CLI) only translates it.
+
+export type Outcome =
+  | { kind: "delivered" }
+  /** Permanent: retrying the same event cannot succeed. */
+  | {
+      kind: "rejected";
+      /** `no-contact`: no userId and no email, so Refiner cannot know whom the event is about. */
+      reason: "invalid" | "no-contact" | "unsupported" | "api-key";
+      message: string;
+    }
+  /** Temporary: the same event may succeed later. `status` is 429 when Refiner throttled us. */
+  | { kind: "retry"; status: 429 | 500; message: string; retryAfterSeconds?: number };
+
+export type Failure = Exclude<Outcome, { kind: "delivered" }>;
+
+export const DELIVERED: Outcome = { kind: "delivered" };
+
+/** Segment shows error messages to people; keep them readable and bounded whatever Refiner sends. */
+export const MAX_MESSAGE_LENGTH = 500;
+
+export function invalid(message: string): Failure {
+  return { kind: "rejected", reason: "invalid", message };
+}
+
+export function unsupported(message: string): Failure {
+  return { kind: "rejected", reason: "unsupported", message };
+}
+
+export function retry(
+  message: string,
+  status: 429 | 500 = 500,
+  retryAfterSeconds?: number,
+): Failure {
+  return retryAfterSeconds === undefined
+    ? { kind: "retry", status, message }
+    : { kind: "retry", status, message, retryAfterSeconds };
+}
+
+/** An error's message with its code, and its cause's: Node's fetch says only "fetch failed". */
+export function describe(error: unknown, depth = 0): string {
+  if (!error || typeof error !== "object") return String(error);
+  const { message, code, cause } = error as { message?: unknown; code?: unknown; cause?: unknown };
+  let text = typeof message === "string" && message ? message : "unknown error";
+  if (typeof code === "string" && !text.includes(code)) text += ` (${code})`;
+  if (cause && depth === 0) text += `: ${describe(cause, 1)}`;
+  return text;
+}
+
+/** Never let the API key into a message, and keep messages short. */
+export function redact(message: string, apiKey: string): string {
+  const clean = apiKey ? message.split(apiKey).join("[redacted]") : message;
+  return clean.length > MAX_MESSAGE_LENGTH ? `${clean.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : clean;
+}

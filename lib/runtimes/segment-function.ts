@@ -1,0 +1,38 @@
+// The Segment destination function's door: a single event (`onTrack`, …) or `onBatch`, with the
+// settings Segment passes on every call. It checks the settings, sends through the one pipeline and
+// translates the outcomes: Segment's error classes for a single event, `{status, errormessage}`
+// items for a batch.
+
+import { deliver, type Runtime } from "../delivery/deliver.ts";
+import { invalid } from "../delivery/outcome.ts";
+import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
+import type { EventType } from "../segment/mapping.ts";
+import { parseSettings } from "../settings.ts";
+
+/** A single-event handler: resolve on success, else throw the matching Segment error. */
+export async function segmentHandler(
+  type: EventType,
+  event: unknown,
+  rawSettings: unknown,
+  runtime: Runtime,
+): Promise<void> {
+  const parsed = parseSettings(rawSettings);
+  if (!parsed.ok) throw toSegmentError(invalid(parsed.message));
+  // The handler, not the event's `type` field, says which call it is.
+  const [outcome] = await deliver([event], parsed.settings, runtime, () => type);
+  if (outcome && outcome.kind !== "delivered") throw toSegmentError(outcome);
+}
+
+/** Segment's `onBatch`: one `{status, errormessage?}` per event, in input order. */
+export async function segmentBatchHandler(
+  events: unknown,
+  rawSettings: unknown,
+  runtime: Runtime,
+): Promise<BatchItem[]> {
+  if (!Array.isArray(events)) throw toSegmentError(invalid("onBatch expects an array of events."));
+  const parsed = parseSettings(rawSettings);
+  const outcomes = parsed.ok
+    ? await deliver(events, parsed.settings, runtime)
+    : events.map(() => invalid(parsed.message));
+  return outcomes.map(toBatchItem);
+}
