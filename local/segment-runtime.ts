@@ -7,22 +7,18 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
 import nodeFetch, { Headers } from "node-fetch";
+import { SEGMENT_HANDLERS, type SegmentHandlerName } from "../lib/segment/mapping.ts";
 
 export const SEGMENT_FUNCTION = fileURLToPath(
   new URL("../dist/segment-function.js", import.meta.url),
 );
 
+/** The handlers the bundle declares, as the wrapper passes them: one per call type, and onBatch. */
 export const HANDLER_NAMES = [
-  "onIdentify",
-  "onGroup",
-  "onTrack",
-  "onPage",
-  "onScreen",
-  "onAlias",
-  "onDelete",
+  ...(Object.keys(SEGMENT_HANDLERS) as SegmentHandlerName[]),
   "onBatch",
 ] as const;
-export type HandlerName = (typeof HANDLER_NAMES)[number];
+export type HandlerName = SegmentHandlerName | "onBatch";
 
 // Segment's classes, distinct from the bundle's own look-alikes: tests assert `instanceof` these,
 // which only holds when the bundle throws what the runtime gave it.

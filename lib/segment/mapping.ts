@@ -20,10 +20,12 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+export type SegmentHandlerName = `on${Capitalize<EventType>}`;
+
 /** The Segment function's single-event handlers: `onIdentify` → identify, … */
 export const SEGMENT_HANDLERS = Object.fromEntries(
   EVENT_TYPES.map((type) => [`on${type[0]?.toUpperCase()}${type.slice(1)}`, type]),
-) as Record<string, EventType>;
+) as Record<SegmentHandlerName, EventType>;
 
 type Event = Record<string, unknown>;
 
