@@ -2,6 +2,8 @@
 // small adapter from Node's HTTP server to the Function URL event. With no REFINER_API_KEY it
 // forwards to an embedded Refiner emulator and prints every call Refiner would receive.
 
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
@@ -41,14 +43,20 @@ async function main(): Promise<void> {
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      // A Function URL refuses larger bodies before the function runs.
-      if (size > MAX_BODY_BYTES) {
-        res.writeHead(413).end();
-        return;
+    try {
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        // A Function URL refuses larger bodies before the function runs.
+        if (size > MAX_BODY_BYTES) {
+          res.writeHead(413).end();
+          return;
+        }
+        chunks.push(chunk as Buffer);
       }
-      chunks.push(chunk as Buffer);
+    } catch {
+      // The client went away in the middle of its body: nothing to answer, keep serving.
+      res.destroy();
+      return;
     }
     const event = functionUrlEvent({
       method: req.method ?? "GET",
@@ -67,12 +75,26 @@ async function main(): Promise<void> {
   });
 
   const port = Number(env.PORT ?? 3000);
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => {
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EADDRINUSE") throw error;
+      console.error(
+        `Port ${port} on 127.0.0.1 is in use. Stop what holds it, or choose another port: PORT=3001 npm start (PORT=0 takes any free one).`,
+      );
+      process.exit(1);
+    });
+    server.listen(port, "127.0.0.1", resolve);
+  });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const root = join(__dirname, "..", "..");
-  const signature = signed
-    ? ` -H "X-Signature: $(openssl dgst -sha1 -hmac "$SEGMENT_SHARED_SECRET" < events/identify.json | sed 's/^.* //')"`
-    : "";
+  // A line that works as printed: the signature is computed here, never the secret shown.
+  const sample = readFileSync(join(root, "events", "identify.json"));
+  const secret = env.SEGMENT_SHARED_SECRET;
+  const signature = secret
+    ? ` -H 'X-Signature: ${createHmac("sha1", secret).update(sample).digest("hex")}'`
+    : env.SEGMENT_WEBHOOK_TOKEN
+      ? ` -H "Authorization: Bearer $SEGMENT_WEBHOOK_TOKEN"`
+      : "";
   console.log(
     [
       `Webhook handler listening on ${url} (${signed ? "signatures required" : "unsigned requests allowed"})`,

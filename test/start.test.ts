@@ -3,6 +3,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
@@ -27,13 +28,16 @@ function waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
   });
 }
 
-beforeAll(async () => {
-  const env = Object.fromEntries(
+function cleanEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !/^(REFINER_|SEGMENT_|ALLOW_)/.test(name)),
   );
+}
+
+beforeAll(async () => {
   server = spawn(process.execPath, ["dist/dev/start.js"], {
     cwd: ROOT,
-    env: { ...env, PORT: "0" },
+    env: { ...cleanEnvironment(), PORT: "0" },
   });
   server.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
     output += chunk;
@@ -68,4 +72,78 @@ it("prints where the pasteable function is and a ready curl line", () => {
   expect(output).toContain(
     `curl -sS ${url} -H 'Content-Type: application/json' --data-binary @events/identify.json`,
   );
+});
+
+it("survives a client that sends part of a body and goes away", async () => {
+  const { hostname, port } = new URL(url);
+  await new Promise<void>((resolve) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"type":',
+      );
+      setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, 50);
+    });
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: readFileSync(join(ROOT, "events", "track.json")),
+  });
+  expect(response.status).toBe(200);
+  expect(server.exitCode).toBeNull();
+});
+
+it("says which port is in use and how to choose another", async () => {
+  const { port } = new URL(url);
+  const second = spawn(process.execPath, ["dist/dev/start.js"], {
+    cwd: ROOT,
+    env: { ...cleanEnvironment(), PORT: port },
+  });
+  let errors = "";
+  second.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    errors += chunk;
+  });
+  const code = await new Promise((resolve) => second.on("close", resolve));
+  expect(code).toBe(1);
+  expect(errors).toContain(`Port ${port} on 127.0.0.1 is in use.`);
+  expect(errors).toContain("PORT=3001 npm start");
+  expect(errors).not.toContain("    at ");
+});
+
+it("prints a signed curl line that works as it stands", async () => {
+  const signed = spawn(process.execPath, ["dist/dev/start.js"], {
+    cwd: ROOT,
+    env: { ...cleanEnvironment(), PORT: "0", SEGMENT_SHARED_SECRET: "local secret" },
+  });
+  let printed = "";
+  signed.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    printed += chunk;
+  });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(printed)), 10_000);
+      signed.stdout.on("data", () => {
+        const match = printed.match(/ {2}curl .*\n/);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[0]);
+        }
+      });
+    });
+    const target = line.match(/curl -sS (\S+)/)?.[1] as string;
+    const signature = line.match(/X-Signature: ([0-9a-f]+)/)?.[1] as string;
+    const response = await fetch(target, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-signature": signature },
+      body: readFileSync(join(ROOT, "events", "identify.json")),
+    });
+    expect(response.status).toBe(200);
+    expect(line).not.toContain("local secret");
+  } finally {
+    signed.kill();
+  }
 });

@@ -128,12 +128,11 @@ async function send(call: RefinerCall, connection: Connection, deadline: number)
 async function pool<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
+    while (next < items.length) await work(items[next++] as T);
   };
-  await Promise.all(Array.from({ length: Math.min(MAX_IN_FLIGHT, items.length) }, worker));
+  const workers: Promise<void>[] = [];
+  while (workers.length < MAX_IN_FLIGHT && workers.length < items.length) workers.push(worker());
+  await Promise.all(workers);
 }
 
 /** A bug must not become an exception a door lets Segment discard: retrying keeps the event. */
