@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { boundedFetch, type Fetch } from "../lib/refiner/client.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
-import { SENDABLE_TYPES, send } from "./send.ts";
+import { SENDABLE_TYPES, send, WINDOW_EVENTS } from "./send.ts";
 
 const SEND_USAGE = `Usage:
   refiner-destination send FILE... [options]
@@ -23,6 +23,8 @@ const SEND_USAGE = `Usage:
       --restart          ignore the checkpoint and start over
       --dry-run          send nothing: count the requests and print a sample
       --show N           requests a dry run prints (default 10)
+      --window N         a contact's identifies and groups within N events become one request
+                         (default ${WINDOW_EVENTS}, at most a minute of reading)
       Exits 0 when every input was read whole and every event delivered or skipped; 1 when
       something was rejected, undelivered or unreadable; 2 on usage errors; 130 after Ctrl-C
       (run the same command again to resume).
@@ -70,6 +72,7 @@ async function sendCommand(args: string[]): Promise<number> {
   const attempts = Number(values.attempts);
   const backoffMs = Number(values.backoff);
   const show = Number(values.show);
+  const window = Number(values.window);
   const types =
     values.types === undefined
       ? [...SENDABLE_TYPES]
@@ -82,6 +85,8 @@ async function sendCommand(args: string[]): Promise<number> {
       "--attempts must be a whole number of at least 1",
     !(backoffMs >= 0) && "--backoff must be a number of milliseconds",
     !(Number.isInteger(show) && show >= 0) && "--show must be a whole number",
+    !(Number.isInteger(window) && window >= 1 && window <= WINDOW_EVENTS) &&
+      `--window must be a whole number from 1 to ${WINDOW_EVENTS}`,
     (unknown.length > 0 || types.length === 0) &&
       `--types takes a comma-separated list of ${SENDABLE_TYPES.join(", ")}`,
   ].filter(Boolean);
@@ -109,6 +114,7 @@ async function sendCommand(args: string[]): Promise<number> {
     restart: values.restart,
     dryRun: values["dry-run"],
     show,
+    window,
     types,
     attempts,
     backoffMs,
@@ -136,6 +142,7 @@ function parseSendArgs(args: string[]) {
       backoff: { type: "string", default: "1000" },
       "dry-run": { type: "boolean", default: false },
       show: { type: "string", default: "10" },
+      window: { type: "string", default: String(WINDOW_EVENTS) },
       help: { type: "boolean", short: "h", default: false },
     },
   });

@@ -49,6 +49,8 @@ export interface SendOptions {
   dryRun: boolean;
   /** Requests a dry run prints. */
   show: number;
+  /** Events a contact's identifies and groups are coalesced over. */
+  window: number;
   types: readonly string[];
   /** Tries per request, the first included. */
   attempts: number;
@@ -69,6 +71,8 @@ const CLI_SETTINGS: SettingNames = {
 
 /** A contact's identifies and groups within this many events (or WINDOW_MS) become one request. */
 export const WINDOW_EVENTS = 10_000;
+/** How many events are read ahead of what is settled: memory stays flat. */
+const READ_AHEAD = WINDOW_EVENTS;
 const WINDOW_MS = 60_000;
 const IN_FLIGHT = 8;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -255,7 +259,7 @@ export async function send(options: SendOptions): Promise<number> {
     }
     save();
     // Read on only while the queues hold less than a window: memory stays flat.
-    await Promise.race([queues.drainTo(WINDOW_EVENTS), halted]);
+    await Promise.race([queues.drainTo(READ_AHEAD), halted]);
   };
 
   const enqueue = (request: PlannedRequest, items: Item[]) => {
@@ -302,7 +306,7 @@ export async function send(options: SendOptions): Promise<number> {
         } else {
           if (id !== undefined) seen.add(id);
           window.push(entry);
-          if (window.length >= WINDOW_EVENTS || Date.now() - windowStarted >= WINDOW_MS)
+          if (window.length >= options.window || Date.now() - windowStarted >= WINDOW_MS)
             await flush();
         }
       }

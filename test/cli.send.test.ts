@@ -274,7 +274,7 @@ describe("outcomes", () => {
 describe("order and stalls", () => {
   it("never puts older traits over newer ones when the failures file is replayed", async () => {
     // plan: old fails for good; plan: new comes a window later and must not overtake it.
-    const filler = Array.from({ length: 10_000 }, (_, i) => track(`f${i % 500}`, `Filler ${i}`));
+    const filler = Array.from({ length: 100 }, (_, i) => track(`f${i % 50}`, `Filler ${i}`));
     const events = [
       {
         type: "identify",
@@ -295,7 +295,10 @@ describe("order and stalls", () => {
     refiner.respond((request) =>
       (request.body as { id?: string }).id === "x" ? { status: 503 } : undefined,
     );
-    const first = await send([file("plans.ndjson", ndjson(events))], ["--attempts", "2"]);
+    const first = await send(
+      [file("plans.ndjson", ndjson(events))],
+      ["--attempts", "2", "--window", "100"],
+    );
     expect(first.code).toBe(1);
     const failures = join(dir, "refiner-failures.ndjson");
     expect(lines(failures).map((event) => event.messageId)).toEqual(["old", "new"]);
@@ -370,7 +373,11 @@ describe("resume", () => {
       "60000",
     ];
     const { child, done } = start(args);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // About 2 s in, and once it is well under way (a loaded machine starts it slowly).
+    const started = Date.now();
+    while (Date.now() - started < 2000 || refiner.requests.length < 200) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     child.kill(signal);
     const first = await done;
     const sentFirst = refiner.requests.length;
