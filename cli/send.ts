@@ -28,7 +28,7 @@ import {
   type Totals,
 } from "./checkpoint.ts";
 import { ContactQueues, type Job } from "./contact-queues.ts";
-import { tokenBucket } from "./rate-limit.ts";
+import { tokenBucket } from "../lib/delivery/pace.ts";
 import { readEvents } from "./read-events.ts";
 
 /** What `--types` takes: every call type Refiner receives something for. */

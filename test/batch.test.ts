@@ -115,13 +115,37 @@ describe("coalescing", () => {
     const copy = track("u1", "Order Completed", { messageId: "m-1" });
     const result = await batch([
       copy,
-      track("u1", "Other", { messageId: "m-2" }),
+      track("u2", "Other", { messageId: "m-2" }),
       { ...copy },
       { ...copy },
     ]);
     expect(requestLines()).toEqual(["POST /track-event", "POST /track-event"]);
     const retried = { status: 500, errormessage: expect.stringContaining("503") };
     expect(result).toEqual([retried, { status: 200 }, retried, retried]);
+  });
+
+  it("holds back a contact's later events while an earlier one is to be retried", async () => {
+    refiner.respond((request) =>
+      (request.body as { plan?: string }).plan === "trial" ? { status: 503 } : undefined,
+    );
+    const result = await batch([
+      identify("u1", 1, { plan: "trial" }),
+      track("u1", "Signed Up"),
+      track("u1", "Invited"),
+      track("u2", "Signed Up"),
+    ]);
+    expect(requestLines()).toEqual(["POST /identify-user", "POST /track-event"]);
+    expect(refiner.requests[1]?.body).toEqual({ event: "Signed Up", id: "u2" });
+    const waits = {
+      status: 500,
+      errormessage: expect.stringMatching(/^Not sent: an earlier event of this contact waits/),
+    };
+    expect(result).toEqual([
+      { status: 500, errormessage: expect.stringContaining("503") },
+      waits,
+      waits,
+      { status: 200 },
+    ]);
   });
 
   it("identifies contacts before tracking their events", async () => {

@@ -1,7 +1,7 @@
 // The one pipeline every door goes through: events in, one Outcome per event out, in input order.
 //
-//   plan (pure: map, coalesce, de-duplicate) → send (at most MAX_IN_FLIGHT at once, within the
-//   deadline) → decide (pure: answer → Outcome)
+//   plan (pure: map, coalesce, de-duplicate) → send (at most MAX_IN_FLIGHT at once, a contact's
+//   requests one after another, within the deadline) → decide (pure: answer → Outcome)
 //
 // Once Refiner answers 429, nothing more is sent: the rest come back 429 so they are retried later.
 // What the deadline cuts off is retryable. A bug becomes a retry too, never an exception that a
@@ -17,7 +17,7 @@ import {
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
 import { DELIVERED, type Outcome, redact, retry } from "./outcome.ts";
-import { messageIdOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
+import { contactOf, messageIdOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
 import type { RecentIds } from "./recent-ids.ts";
 
 /**
@@ -42,6 +42,8 @@ export interface Runtime {
   budgetMs?: number;
   /** messageIds delivered before (Lambda): answered as delivered and not sent again. */
   delivered?: RecentIds;
+  /** Resolves when the next request may start (the queue consumer's share of the rate). */
+  pace?: () => Promise<void>;
 }
 
 export async function deliver(
@@ -86,17 +88,34 @@ async function deliverEach(
     baseUrl: settings.apiBaseUrl,
   };
   let throttled: Outcome | undefined;
+  // A contact's requests go one after another, in order; once one may succeed later, the rest of
+  // that contact's wait too, so nothing of it overtakes what is to be retried.
+  const waiting = new Map<string, Outcome>();
   for (const phase of phases) {
-    await pool(phase, async (planned: PlannedRequest) => {
-      const outcome = throttled ?? (await send(planned.call, connection, deadline));
-      if (outcome.kind === "retry" && outcome.status === 429 && throttled === undefined) {
-        throttled = retry(
-          `Not sent: Refiner throttled these events (${outcome.message})`,
-          429,
-          outcome.retryAfterSeconds,
-        );
+    await pool(byContact(phase), async (requests) => {
+      for (const planned of requests) {
+        const contact = contactOf(planned.call);
+        const outcome =
+          throttled ??
+          waiting.get(contact) ??
+          (await send(planned.call, connection, deadline, runtime.pace));
+        if (outcome.kind === "retry") {
+          if (outcome.status === 429 && throttled === undefined) {
+            throttled = retry(
+              `Not sent: Refiner throttled these events (${outcome.message})`,
+              429,
+              outcome.retryAfterSeconds,
+            );
+          }
+          if (!waiting.has(contact)) {
+            waiting.set(contact, {
+              ...outcome,
+              message: `Not sent: an earlier event of this contact waits for its retry (${outcome.message})`,
+            });
+          }
+        }
+        for (const at of planned.events) results[at] = outcome;
       }
-      for (const at of planned.events) results[at] = outcome;
     });
   }
   for (const [copy, original] of copies) results[copy] = results[original];
@@ -113,9 +132,27 @@ async function deliverEach(
   return outcomes as Outcome[];
 }
 
+/** A phase's requests, one list per contact, in order. */
+function byContact(requests: readonly PlannedRequest[]): PlannedRequest[][] {
+  const lists = new Map<string, PlannedRequest[]>();
+  for (const planned of requests) {
+    const contact = contactOf(planned.call);
+    const list = lists.get(contact);
+    if (list) list.push(planned);
+    else lists.set(contact, [planned]);
+  }
+  return [...lists.values()];
+}
+
 /** One call within the deadline, decided. */
-async function send(call: RefinerCall, connection: Connection, deadline: number): Promise<Outcome> {
+async function send(
+  call: RefinerCall,
+  connection: Connection,
+  deadline: number,
+  pace: (() => Promise<void>) | undefined,
+): Promise<Outcome> {
   const endpoint = ENDPOINTS[call.call];
+  await pace?.();
   const now = Date.now();
   if (now >= deadline - LAST_START_MS) {
     return retry(`Not sent: too little time was left for ${endpoint.request} before the deadline.`);
