@@ -12,6 +12,7 @@ import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { deliver } from "../lib/delivery/deliver.ts";
 import { DELIVERED, describe, type Failure } from "../lib/delivery/outcome.ts";
+import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { ENDPOINTS, type Fetch, type RefinerCall } from "../lib/refiner/client.ts";
@@ -28,7 +29,6 @@ import {
   type Totals,
 } from "./checkpoint.ts";
 import { ContactQueues, type Job } from "./contact-queues.ts";
-import { tokenBucket } from "../lib/delivery/pace.ts";
 import { readEvents } from "./read-events.ts";
 
 /** What `--types` takes: every call type Refiner receives something for. */
