@@ -88,9 +88,9 @@ const [pasteable] = await emit({
   // No module syntax is emitted: the entry exports nothing and hands the handlers to the prologue.
   format: "esm",
   platform: "neutral",
-  // Only the Lambda handlers import node: modules; the Segment entry does not use them and
+  // Only the Lambda handlers use node: modules and the AWS SDK; the Segment entry does not, and
   // package.json's "sideEffects": false lets esbuild drop them. The check below proves it.
-  external: ["node:*"],
+  external: ["node:*", "@aws-sdk/*"],
   target: "node18",
   minify: false,
   banner: { js: `${banner}\n${prologue}` },
@@ -106,6 +106,8 @@ await emit({
   format: "cjs",
   platform: "node",
   target: "node22",
+  // Lambda's Node.js runtime ships the AWS SDK v3.
+  external: ["@aws-sdk/*"],
   outfile: "dist/lambda/handler.js",
 });
 

@@ -2,13 +2,22 @@
 // - segmentHandlers (onIdentify … onBatch): the Segment destination function's handlers; build.mjs
 //   turns them into the top-level `async function onX(event, settings)` declarations Segment's
 //   editor expects.
-// - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment.
+// - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment. With
+//   REFINER_QUEUE_URL set they put events on the SQS queue, and `deliver` drains it.
 
-import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, SQSEvent } from "aws-lambda";
 import type { Runtime } from "./lib/delivery/deliver.ts";
+import { tokenBucket } from "./lib/delivery/pace.ts";
 import { recentIds } from "./lib/delivery/recent-ids.ts";
+import { sqsQueueClient } from "./lib/queue/sqs.ts";
 import { boundedFetch, type Fetch } from "./lib/refiner/client.ts";
-import { configFromEnvironment, invokeDirect, logConfigProblem } from "./lib/runtimes/lambda.ts";
+import {
+  CONSUMER_BUDGET_MS,
+  configFromEnvironment,
+  consumeQueue,
+  invokeDirect,
+  logConfigProblem,
+} from "./lib/runtimes/lambda.ts";
 import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
 import { handleWebhook } from "./lib/runtimes/webhook.ts";
 import { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";
@@ -40,8 +49,19 @@ export const segmentHandlers: Record<string, SegmentHandler> = {
 // Lambda's configuration is read and checked once per cold start, and a problem logged once. The
 // Segment function never uses it: `__PURE__` lets esbuild leave it out of that bundle.
 const lambdaConfig = /* @__PURE__ */ loadLambdaConfig();
-// The messageIds this instance delivered, shared by both handlers (lib/recent-ids.ts).
+// The messageIds this instance delivered, shared by both handlers (lib/delivery/recent-ids.ts).
 const delivered = /* @__PURE__ */ recentIds();
+// Queued mode only: the SQS client, and the consumer's share of Refiner's rate.
+const queue = /* @__PURE__ */ loadQueueClient();
+const pace = /* @__PURE__ */ consumerPace();
+
+function loadQueueClient() {
+  return lambdaConfig.queueUrl ? sqsQueueClient(process.env) : undefined;
+}
+
+function consumerPace() {
+  return tokenBucket(lambdaConfig.consumerRatePerMinute);
+}
 
 function loadLambdaConfig() {
   const config = configFromEnvironment(process.env);
@@ -51,8 +71,20 @@ function loadLambdaConfig() {
 
 /** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
 export const segment = (event: unknown) =>
-  invokeDirect(event, lambdaConfig, lambdaRuntime(), delivered);
+  invokeDirect(event, lambdaConfig, lambdaRuntime(), delivered, queue);
 
 /** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
 export const webhook = (event: APIGatewayProxyEventV2 | null | undefined) =>
-  handleWebhook(event, lambdaConfig, lambdaRuntime(), delivered);
+  handleWebhook(event, lambdaConfig, lambdaRuntime(), delivered, queue);
+
+/**
+ * SQS's event source mapping invokes this with up to 10 messages. Within the function's 60 s it
+ * waits up to 50 s on Refiner, at this consumer's pace.
+ */
+export const deliver = (event: SQSEvent) =>
+  consumeQueue(
+    event.Records,
+    lambdaConfig,
+    { ...lambdaRuntime(), budgetMs: CONSUMER_BUDGET_MS, pace: pace.take },
+    queue,
+  );

@@ -5,6 +5,7 @@
 import { deliver, type Runtime } from "../delivery/deliver.ts";
 import { type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
 import type { RecentIds } from "../delivery/recent-ids.ts";
+import { consume, enqueue, type QueueClient, type QueueRecord } from "../queue/queue.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import {
   LAMBDA_ENVIRONMENT,
@@ -24,16 +25,43 @@ export interface LambdaConfig {
   allowUnsignedWebhooks: boolean;
   /** Let a batch in on its first event's signature alone, as Segment signs batches. */
   allowFirstEventSignature: boolean;
+  /** Queued delivery: the SQS FIFO queue the doors put events on; empty for direct delivery. */
+  queueUrl: string;
+  /** The queue consumer's share of REFINER_RATE_PER_MINUTE: the rate divided by REFINER_CONSUMERS. */
+  consumerRatePerMinute: number;
 }
 
+/** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
+export const DEFAULT_RATE_PER_MINUTE = 3600;
+export const DEFAULT_CONSUMERS = 2;
+/** How long the queue consumer waits on Refiner; its function may run 60 s (serverless.yml). */
+export const CONSUMER_BUDGET_MS = 50_000;
+
 export function configFromEnvironment(env: Environment): LambdaConfig {
+  const rate = positiveNumber(env.REFINER_RATE_PER_MINUTE, DEFAULT_RATE_PER_MINUTE);
+  const consumers = positiveNumber(env.REFINER_CONSUMERS, DEFAULT_CONSUMERS);
+  const settings = parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT);
+  const problem =
+    rate === undefined
+      ? "REFINER_RATE_PER_MINUTE must be a positive number of requests a minute."
+      : consumers === undefined
+        ? "REFINER_CONSUMERS must be a positive whole number."
+        : undefined;
   return {
-    settings: parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT),
+    settings: problem && settings.ok ? { ok: false, message: problem } : settings,
+    queueUrl: env.REFINER_QUEUE_URL?.trim() ?? "",
+    consumerRatePerMinute: (rate ?? DEFAULT_RATE_PER_MINUTE) / (consumers ?? DEFAULT_CONSUMERS),
     sharedSecret: env.SEGMENT_SHARED_SECRET ?? "",
     webhookToken: env.SEGMENT_WEBHOOK_TOKEN?.trim() ?? "",
     allowUnsignedWebhooks: isTrue(env.ALLOW_UNSIGNED_WEBHOOKS),
     allowFirstEventSignature: isTrue(env.ALLOW_FIRST_EVENT_SIGNATURE),
   };
+}
+
+function positiveNumber(value: string | undefined, fallback: number): number | undefined {
+  if (value === undefined || value.trim() === "") return fallback;
+  const number = Number(value);
+  return Number.isFinite(number) && number > 0 ? number : undefined;
 }
 
 function isTrue(value: string | undefined): boolean {
@@ -74,11 +102,12 @@ export async function invokeDirect(
   config: LambdaConfig,
   runtime: Runtime,
   delivered: RecentIds,
+  queue?: QueueClient,
 ): Promise<DirectResult | BatchItem[]> {
   if (Array.isArray(event)) {
-    return (await deliverAll(event, config, runtime, delivered)).map(toBatchItem);
+    return (await deliverAll(event, config, runtime, delivered, queue)).map(toBatchItem);
   }
-  const [outcome] = await deliverAll([event], config, runtime, delivered);
+  const [outcome] = await deliverAll([event], config, runtime, delivered, queue);
   if (!outcome || outcome.kind === "delivered") return { status: 200 };
   if (outcome.kind === "retry") throw toSegmentError(outcome);
   return { status: toBatchItem(outcome).status, error: outcome.message };
@@ -94,11 +123,20 @@ export async function deliverAll(
   config: LambdaConfig,
   runtime: Runtime,
   delivered: RecentIds,
+  queue: QueueClient | undefined,
 ): Promise<Outcome[]> {
   const { settings } = config;
   // Logged once per cold start (logConfigProblem), not once per event.
   if (!settings.ok) return events.map(() => retry(settings.message));
-  const outcomes = await deliver(events, settings.settings, { ...runtime, delivered });
+  const outcomes =
+    config.queueUrl && queue
+      ? await enqueue(events, settings.settings, queue, config.queueUrl)
+      : await deliver(events, settings.settings, { ...runtime, delivered });
+  return logged(outcomes, events, config);
+}
+
+/** Every failure logged once, its message cleared of the configuration's secrets. */
+function logged(outcomes: Outcome[], events: readonly unknown[], config: LambdaConfig): Outcome[] {
   return outcomes.map((outcome, index) => {
     if (outcome.kind === "delivered") return outcome;
     // The key is already out of every message; the webhook's secrets must be too.
@@ -124,4 +162,42 @@ function logFailure(outcome: Failure, event: unknown): void {
   };
   if (outcome.kind === "retry") console.warn(line);
   else console.error(line);
+}
+
+/**
+ * The queue consumer: a batch from SQS's event source mapping through the one pipeline, paced to
+ * this consumer's share of the rate. Answers `batchItemFailures` for what may succeed later.
+ */
+export async function consumeQueue(
+  records: readonly QueueRecord[],
+  config: LambdaConfig,
+  runtime: Runtime,
+  queue: QueueClient | undefined,
+): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  const { settings } = config;
+  if (!settings.ok || !queue || !config.queueUrl) {
+    // Nothing can be delivered until the configuration is fixed: every message comes back.
+    return { batchItemFailures: records.map((record) => ({ itemIdentifier: record.messageId })) };
+  }
+  const { batchItemFailures, outcomes } = await consume(
+    records,
+    settings.settings,
+    runtime,
+    queue,
+    config.queueUrl,
+  );
+  logged(
+    outcomes,
+    records.map((record) => safeParse(record.body)),
+    config,
+  );
+  return { batchItemFailures };
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }

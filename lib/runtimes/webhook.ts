@@ -8,6 +8,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import type { Runtime } from "../delivery/deliver.ts";
 import type { Outcome } from "../delivery/outcome.ts";
 import type { RecentIds } from "../delivery/recent-ids.ts";
+import type { QueueClient } from "../queue/queue.ts";
 import { toBatchItem } from "../segment/errors.ts";
 import { deliverAll, type LambdaConfig, redactSecrets } from "./lambda.ts";
 
@@ -26,6 +27,7 @@ export async function handleWebhook(
   config: LambdaConfig,
   runtime: Runtime,
   delivered: RecentIds,
+  queue?: QueueClient,
 ): Promise<WebhookResult> {
   const request = readRequest(event);
   if (typeof request === "string") return reply(400, { error: request });
@@ -80,11 +82,11 @@ export async function handleWebhook(
   }
 
   if (Array.isArray(body)) {
-    const outcomes = await deliverAll(body, config, runtime, delivered);
+    const outcomes = await deliverAll(body, config, runtime, delivered, queue);
     return reply(batchStatus(outcomes), { results: outcomes.map(toBatchItem) });
   }
 
-  const [outcome] = await deliverAll([body], config, runtime, delivered);
+  const [outcome] = await deliverAll([body], config, runtime, delivered, queue);
   if (!outcome || outcome.kind === "delivered") return reply(200, { status: 200 });
   const status = httpStatus(outcome);
   return reply(status, { status, error: outcome.message });

@@ -1,0 +1,35 @@
+// The SQS client, built once per cold start, configured the standard way (region, credentials
+// from the environment). A local endpoint (AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL, as for the
+// embedded emulator) is given to the client explicitly: otherwise the SDK sends each request to
+// the queue URL's host, which for a local emulator does not resolve.
+
+import type { QueueClient } from "./queue.ts";
+
+export function sqsQueueClient(env: Record<string, string | undefined>): QueueClient {
+  // Required here, not imported at the top: only a queued deployment loads the SDK at cold start.
+  // The Lambda runtime ships it; the bundle leaves it external.
+  const { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } =
+    require("@aws-sdk/client-sqs") as typeof import("@aws-sdk/client-sqs");
+  const endpoint = env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL;
+  const client = new SQSClient(endpoint ? { endpoint } : {});
+  return {
+    async sendBatch(queueUrl, entries) {
+      const answer = await client.send(
+        new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }),
+      );
+      return (answer.Failed ?? []).map((failure) => ({
+        id: failure.Id ?? "",
+        reason: `${failure.Code ?? "error"}: ${failure.Message ?? ""}`,
+      }));
+    },
+    async changeVisibility(queueUrl, receiptHandle, seconds) {
+      await client.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queueUrl,
+          ReceiptHandle: receiptHandle,
+          VisibilityTimeout: seconds,
+        }),
+      );
+    },
+  };
+}
