@@ -126,7 +126,7 @@ export interface QueueRecord {
   attributes: { ApproximateReceiveCount?: string; MessageGroupId?: string };
 }
 
-/** The first wait before a retryable message comes back, doubled at each receive. */
+/** The first wait before a retryable message comes back, doubled at each receive (default). */
 export const FIRST_BACKOFF_SECONDS = 30;
 /** The longest SQS lets a message wait (ChangeMessageVisibility). */
 export const MAX_BACKOFF_SECONDS = 12 * 60 * 60;
@@ -144,6 +144,7 @@ export async function consume(
   runtime: Runtime,
   client: QueueClient,
   queueUrl: string,
+  firstBackoffSeconds = FIRST_BACKOFF_SECONDS,
 ): Promise<Consumed> {
   const events: unknown[] = [];
   const unreadable = new Map<number, Failure>();
@@ -169,11 +170,11 @@ export async function consume(
       failedGroups.add(group);
       failures.push({ itemIdentifier: record.messageId });
       const receives = Number(record.attributes.ApproximateReceiveCount ?? 1) || 1;
-      const seconds = Math.min(
-        MAX_BACKOFF_SECONDS,
-        Math.max(
-          FIRST_BACKOFF_SECONDS * 2 ** (receives - 1),
-          Math.ceil(outcome.retryAfterSeconds ?? 0),
+      // SQS takes whole seconds.
+      const seconds = Math.ceil(
+        Math.min(
+          MAX_BACKOFF_SECONDS,
+          Math.max(firstBackoffSeconds * 2 ** (receives - 1), outcome.retryAfterSeconds ?? 0),
         ),
       );
       delays.push(

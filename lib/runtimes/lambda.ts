@@ -5,7 +5,13 @@
 import { deliver, type Runtime } from "../delivery/deliver.ts";
 import { type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
 import type { RecentIds } from "../delivery/recent-ids.ts";
-import { consume, enqueue, type QueueClient, type QueueRecord } from "../queue/queue.ts";
+import {
+  consume,
+  enqueue,
+  FIRST_BACKOFF_SECONDS,
+  type QueueClient,
+  type QueueRecord,
+} from "../queue/queue.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import {
   LAMBDA_ENVIRONMENT,
@@ -29,6 +35,8 @@ export interface LambdaConfig {
   queueUrl: string;
   /** The queue consumer's share of REFINER_RATE_PER_MINUTE: the rate divided by REFINER_CONSUMERS. */
   consumerRatePerMinute: number;
+  /** REFINER_RETRY_BACKOFF_SECONDS: a retryable message's first wait; it doubles at each receive. */
+  firstBackoffSeconds: number;
 }
 
 /** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
@@ -40,17 +48,21 @@ export const CONSUMER_BUDGET_MS = 50_000;
 export function configFromEnvironment(env: Environment): LambdaConfig {
   const rate = positiveNumber(env.REFINER_RATE_PER_MINUTE, DEFAULT_RATE_PER_MINUTE);
   const consumers = positiveNumber(env.REFINER_CONSUMERS, DEFAULT_CONSUMERS);
+  const backoff = positiveNumber(env.REFINER_RETRY_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS);
   const settings = parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT);
   const problem =
     rate === undefined
       ? "REFINER_RATE_PER_MINUTE must be a positive number of requests a minute."
       : consumers === undefined
         ? "REFINER_CONSUMERS must be a positive whole number."
-        : undefined;
+        : backoff === undefined
+          ? "REFINER_RETRY_BACKOFF_SECONDS must be a positive number of seconds."
+          : undefined;
   return {
     settings: problem && settings.ok ? { ok: false, message: problem } : settings,
     queueUrl: env.REFINER_QUEUE_URL?.trim() ?? "",
     consumerRatePerMinute: (rate ?? DEFAULT_RATE_PER_MINUTE) / (consumers ?? DEFAULT_CONSUMERS),
+    firstBackoffSeconds: backoff ?? FIRST_BACKOFF_SECONDS,
     sharedSecret: env.SEGMENT_SHARED_SECRET ?? "",
     webhookToken: env.SEGMENT_WEBHOOK_TOKEN?.trim() ?? "",
     allowUnsignedWebhooks: isTrue(env.ALLOW_UNSIGNED_WEBHOOKS),
@@ -185,6 +197,7 @@ export async function consumeQueue(
     runtime,
     queue,
     config.queueUrl,
+    config.firstBackoffSeconds,
   );
   logged(
     outcomes,

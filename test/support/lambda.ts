@@ -4,7 +4,11 @@
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  SQSEvent,
+} from "aws-lambda";
 import { vi } from "vitest";
 import { functionUrlEvent } from "../../local/function-url.ts";
 
@@ -15,6 +19,7 @@ export const LAMBDA_HANDLER = fileURLToPath(
 export interface LambdaHandlers {
   segment(event: unknown): Promise<unknown>;
   webhook(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2>;
+  deliver(event: SQSEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 }
 
 /**
