@@ -12,6 +12,7 @@ import { API_KEY } from "./support/fixtures.ts";
 import { zipEntries } from "./support/zip.ts";
 
 const run = promisify(execFile);
+const QUEUE_URL = { Ref: "EventsQueue" };
 const ROOT = join(import.meta.dirname, "..");
 
 /** The environment of a machine with no AWS account and none of the destination's variables. */
@@ -25,7 +26,10 @@ function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv
 describe("npm run package", () => {
   const out = mkdtempSync(join(tmpdir(), "sls-package-"));
   let template: {
-    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    Resources: Record<
+      string,
+      { Type: string; Properties: Record<string, unknown>; Condition?: string }
+    >;
   };
   afterAll(() => rmSync(out, { recursive: true, force: true }));
   const properties = (name: string) => {
@@ -82,13 +86,124 @@ describe("npm run package", () => {
       SEGMENT_WEBHOOK_TOKEN: "{{resolve:ssm:/refiner-destination/dev/segment-webhook-token}}",
       ALLOW_UNSIGNED_WEBHOOKS: "false",
       ALLOW_FIRST_EVENT_SIGNATURE: "false",
+      REFINER_QUEUE_URL: QUEUE_URL,
     });
     // `segment` gets only what it reads: no webhook secret.
     expect(variables("SegmentLambdaFunction")).toEqual({
       REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
       REFINER_API_BASE_URL: "",
       REFINER_PRESERVE_TRAIT_KEYS: "false",
+      REFINER_QUEUE_URL: QUEUE_URL,
     });
+    expect(variables("DeliverLambdaFunction")).toEqual({
+      REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
+      REFINER_API_BASE_URL: "",
+      REFINER_PRESERVE_TRAIT_KEYS: "false",
+      REFINER_QUEUE_URL: QUEUE_URL,
+      REFINER_CONSUMERS: "2",
+      REFINER_RATE_PER_MINUTE: "3600",
+    });
+  });
+
+  it("declares the FIFO queue and its dead-letter queue, 14 days each, 30 receives before it", () => {
+    expect(properties("EventsQueue")).toEqual({
+      QueueName: "refiner-segment-destination-dev-events.fifo",
+      FifoQueue: true,
+      DeduplicationScope: "messageGroup",
+      FifoThroughputLimit: "perMessageGroupId",
+      MessageRetentionPeriod: 1209600,
+      VisibilityTimeout: 360,
+      RedrivePolicy: {
+        deadLetterTargetArn: { "Fn::GetAtt": ["DeadLetterQueue", "Arn"] },
+        maxReceiveCount: 30,
+      },
+    });
+    expect(properties("DeadLetterQueue")).toEqual({
+      QueueName: "refiner-segment-destination-dev-dead-letters.fifo",
+      FifoQueue: true,
+      MessageRetentionPeriod: 1209600,
+    });
+    expect(properties("DeliverLambdaFunction").Timeout).toBe(60);
+  });
+
+  it("drains the queue with batches of 10, at most 2 consumers, reporting batch item failures", () => {
+    const mapping = Object.values(template.Resources).find(
+      (resource) => resource.Type === "AWS::Lambda::EventSourceMapping",
+    );
+    expect(mapping?.Properties).toEqual({
+      BatchSize: 10,
+      EventSourceArn: { "Fn::GetAtt": ["EventsQueue", "Arn"] },
+      FunctionName: { "Fn::GetAtt": ["DeliverLambdaFunction", "Arn"] },
+      Enabled: true,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  it("gives the doors only SendMessage and the consumer only what draining needs", () => {
+    const statements = (role: string) =>
+      (
+        properties(role).Policies as {
+          PolicyDocument: { Statement: { Action: unknown; Resource: unknown }[] };
+        }[]
+      ).flatMap((policy) => policy.PolicyDocument.Statement);
+    const queueArn = { "Fn::GetAtt": ["EventsQueue", "Arn"] };
+    expect(statements("ProducerRole")).toEqual([
+      { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn },
+    ]);
+    expect(statements("ConsumerRole")).toEqual([
+      {
+        Effect: "Allow",
+        Action: [
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:ChangeMessageVisibility",
+          "sqs:GetQueueAttributes",
+        ],
+        Resource: queueArn,
+      },
+    ]);
+    for (const role of ["ProducerRole", "ConsumerRole"]) {
+      expect(properties(role).ManagedPolicyArns).toEqual([
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+      ]);
+    }
+    expect(properties("SegmentLambdaFunction").Role).toEqual({
+      "Fn::GetAtt": ["ProducerRole", "Arn"],
+    });
+    expect(properties("WebhookLambdaFunction").Role).toEqual({
+      "Fn::GetAtt": ["ProducerRole", "Arn"],
+    });
+    expect(properties("DeliverLambdaFunction").Role).toEqual({
+      "Fn::GetAtt": ["ConsumerRole", "Arn"],
+    });
+    expect(template.Resources.IamRoleLambdaExecution).toBeUndefined();
+  });
+
+  it("raises an alarm for any dead letter and for a message waiting over an hour", () => {
+    expect(properties("DeadLettersAlarm")).toEqual(
+      expect.objectContaining({
+        Namespace: "AWS/SQS",
+        MetricName: "ApproximateNumberOfMessagesVisible",
+        Dimensions: [
+          { Name: "QueueName", Value: { "Fn::GetAtt": ["DeadLetterQueue", "QueueName"] } },
+        ],
+        Threshold: 0,
+        ComparisonOperator: "GreaterThanThreshold",
+      }),
+    );
+    expect(properties("OldestMessageAlarm")).toEqual(
+      expect.objectContaining({
+        MetricName: "ApproximateAgeOfOldestMessage",
+        Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": ["EventsQueue", "QueueName"] } }],
+        Threshold: 3600,
+        ComparisonOperator: "GreaterThanThreshold",
+      }),
+    );
+    // Without --param alarmEmail, the topic is not created; with it, it mails that address.
+    expect(template.Resources.AlarmTopic).toEqual(
+      expect.objectContaining({ Condition: "NotifyByEmail" }),
+    );
   });
 
   it("ships only the Lambda bundle, under 200 KB", () => {
@@ -108,7 +223,18 @@ describe("serverless invoke local", () => {
   it("runs the segment function on events/identify.json", async () => {
     const { stdout } = await run(
       "npx",
-      ["serverless", "invoke", "local", "--function", "segment", "--path", "events/identify.json"],
+      [
+        "serverless",
+        "invoke",
+        "local",
+        "--function",
+        "segment",
+        "--path",
+        "events/identify.json",
+        // Direct delivery: no queue exists on this machine.
+        "--param",
+        "queued=false",
+      ],
       {
         cwd: ROOT,
         env: cleanEnvironment({
