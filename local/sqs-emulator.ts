@@ -5,6 +5,9 @@
 import { GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
 
+// The SDK warns on every process under Node 22, which Lambda runs and this machine does not.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 export interface LocalQueues {
   server: FauxqsServer;
   /** What AWS_ENDPOINT_URL_SQS points at. */

@@ -1,6 +1,9 @@
 // `npm start`: serves the built Lambda `webhook` handler on http://127.0.0.1:${PORT:-3000}/ through a
-// small adapter from Node's HTTP server to the Function URL event. With no REFINER_API_KEY it
-// forwards to an embedded Refiner emulator and prints every call Refiner would receive.
+// small adapter from Node's HTTP server to the Function URL event. By default the path is queued, as
+// deployed: the webhook puts events on an embedded SQS (fauxqs), and a poller plays Lambda's event
+// source mapping against the `deliver` handler. `npm start -- --direct` sends straight to Refiner.
+// With no REFINER_API_KEY it forwards to an embedded Refiner emulator and prints every call
+// Refiner would receive.
 
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -10,7 +13,9 @@ import { join, relative } from "node:path";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { MAX_BODY_BYTES } from "../lib/runtimes/webhook.ts";
 import { functionUrlEvent } from "./function-url.ts";
+import { type DeliverHandler, startPoller } from "./poller.ts";
 import { startRefinerEmulator } from "./refiner-emulator.ts";
+import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "./sqs-emulator.ts";
 
 const LOCAL_API_KEY = "local-emulator-key";
 
@@ -35,10 +40,32 @@ async function main(): Promise<void> {
   const signed = Boolean(env.SEGMENT_SHARED_SECRET || env.SEGMENT_WEBHOOK_TOKEN);
   if (!signed) env.ALLOW_UNSIGNED_WEBHOOKS ??= "true";
 
+  const queued = !process.argv.includes("--direct");
+  let queues: LocalQueues | undefined;
+  if (queued) {
+    queues = await startLocalQueues();
+    Object.assign(env, localSqsEnvironment(queues.endpoint), {
+      REFINER_QUEUE_URL: queues.queueUrl,
+    });
+    console.log(
+      `Queued delivery through an embedded SQS at ${queues.endpoint} (--direct to skip it)`,
+    );
+  }
+
   // The built artifact itself, exactly as Lambda runs it.
-  const { webhook } = require(join(__dirname, "..", "lambda", "handler.js")) as {
+  const { webhook, deliver } = require(join(__dirname, "..", "lambda", "handler.js")) as {
     webhook: (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+    deliver: DeliverHandler;
   };
+  if (queues) {
+    startPoller({
+      client: queues.client,
+      queueUrl: queues.queueUrl,
+      handlers: [deliver, deliver],
+      onBatch: (deleted, failed) =>
+        console.log(`delivered ${deleted}${failed ? `, ${failed} to retry later` : ""}`),
+    });
+  }
 
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -70,6 +97,7 @@ async function main(): Promise<void> {
     // The path only: the query may carry the webhook token.
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     console.log(`${req.method} ${path} → ${status} ${result.body ?? ""}`);
+    if (queued && status === 200) console.log(`queued ${accepted(result.body)}`);
     res.writeHead(status, result.headers as Record<string, string>);
     res.end(result.body ?? "");
   });
@@ -107,6 +135,16 @@ async function main(): Promise<void> {
   const stop = () => server.close(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+/** How many events a 200 answer accepted: one, or a batch's 200 items. */
+function accepted(body: string | undefined): number {
+  try {
+    const { results } = JSON.parse(body ?? "{}") as { results?: { status: number }[] };
+    return results ? results.filter((item) => item.status === 200).length : 1;
+  } catch {
+    return 1;
+  }
 }
 
 main().catch((error: unknown) => {

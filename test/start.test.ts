@@ -60,7 +60,9 @@ it("serves the webhook and prints each Refiner call it makes", async () => {
   });
   expect(response.status).toBe(200);
   expect(await response.json()).toEqual({ status: 200 });
+  await waitFor(/queued 1\n/);
   const [line] = await waitFor(/Refiner ← POST \/identify-user .*\n/);
+  await waitFor(/delivered 1\n/);
   expect(JSON.parse(line.slice(line.indexOf("{")))).toEqual(
     expect.objectContaining({ id: "userId123", email: "john.doe@example.com", first_name: "John" }),
   );
