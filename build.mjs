@@ -116,6 +116,8 @@ await emit({
   format: "cjs",
   platform: "node",
   target: "node20",
+  // The SDK is loaded from node_modules; fauxqs, an ES module only, is bundled.
+  external: ["@aws-sdk/*"],
   outfile: "dist/dev/start.js",
 });
 
@@ -135,7 +137,7 @@ if (process.argv.includes("--bench")) {
     format: "esm",
     platform: "node",
     target: "node20",
-    external: ["node-fetch"],
+    external: ["node-fetch", "fauxqs", "@aws-sdk/*"],
     outfile: "dist/dev/bench.mjs",
   });
 }

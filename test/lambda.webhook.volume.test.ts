@@ -4,8 +4,8 @@
 
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { analyticsBatch } from "../local/batches.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { analyticsBatch } from "./support/batches.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
 

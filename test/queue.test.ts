@@ -5,10 +5,10 @@ import { randomUUID } from "node:crypto";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { analyticsBatch } from "../local/batches.ts";
 import { startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
-import { analyticsBatch } from "./support/batches.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
 

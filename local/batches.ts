@@ -1,5 +1,6 @@
-// Batches like the ones Segment's Webhooks destination sends with batching on: analytics.js events
-// with their full context (about 1.2 KB each), so that 1,000 of them make a 1.2 MB body.
+// Sample data for the tests and the bench: batches like the ones Segment's Webhooks destination
+// sends with batching on, analytics.js events with their full context (about 1.2 KB each), so
+// that 1,000 of them make a 1.2 MB body.
 
 export interface AnalyticsBatchOptions {
   users: number;
