@@ -59,8 +59,11 @@ function loadQueueClient() {
   return lambdaConfig.queueUrl ? sqsQueueClient(process.env) : undefined;
 }
 
+// Each consumer may start a tenth of a second's worth at once (a batch arrives at once); that burst
+// is taken out of its share over 10 s, so that all consumers together stay within
+// REFINER_RATE_PER_MINUTE in any 10 s window.
 function consumerPace() {
-  return tokenBucket(lambdaConfig.consumerRatePerMinute);
+  return tokenBucket(lambdaConfig.consumerRatePerMinute * 0.99);
 }
 
 function loadLambdaConfig() {

@@ -528,12 +528,19 @@ function sizes(): void {
 
 async function main(): Promise<void> {
   console.log(`Benchmarks on node ${process.version}, ${new Date().toISOString()}\n`);
-  await perEventOverhead();
-  coldStart();
-  await batchThroughput();
-  await backfill();
-  await queued();
-  sizes();
+  // `npm run bench -- queued send` runs only those groups.
+  const groups: Record<string, () => unknown> = {
+    overhead: perEventOverhead,
+    cold: coldStart,
+    batch: batchThroughput,
+    send: backfill,
+    queued,
+    sizes,
+  };
+  const chosen = process.argv.slice(2);
+  for (const [name, run] of Object.entries(groups)) {
+    if (chosen.length === 0 || chosen.includes(name)) await run();
+  }
   const width = Math.max(...rows.map(([figure]) => figure.length));
   const measuredWidth = Math.max(...rows.map(([, measured]) => measured.length));
   for (const [figure, measured, target, met] of rows) {
