@@ -209,7 +209,13 @@ describe("draining", () => {
       }
       return undefined;
     });
-    await drain(2, () => trackCounts().size === 60 && Date.now() > stormUntil);
+    const storedEvents = () =>
+      new Set(
+        refiner.requests
+          .filter((request) => request.at >= stormUntil)
+          .map((request) => (request.body as { event: string }).event),
+      );
+    await drain(2, () => storedEvents().size === 60);
     expect(throttled).toBeGreaterThan(0);
     // What Refiner stored: every event once (the throttled requests were refused, not stored).
     const stored = refiner.requests.filter((request) => request.at >= stormUntil);
@@ -238,7 +244,8 @@ describe("draining", () => {
       void queues.count(queues.deadLetterUrl).then((count) => {
         dead = count;
       });
-      return dead === 1;
+      const delivered = [...trackCounts().keys()].filter((key) => key.startsWith("ok")).length;
+      return dead === 1 && delivered === 20;
     });
     const counts = trackCounts();
     expect([...counts.keys()].filter((key) => key.startsWith("ok"))).toHaveLength(20);
