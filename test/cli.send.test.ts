@@ -12,7 +12,7 @@ import {
   type RefinerEmulator,
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
-import { API_KEY } from "./support/fixtures.ts";
+import { API_KEY, busiestWindow, trackCounts } from "./support/fixtures.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
@@ -97,15 +97,7 @@ const track = (userId: string, event: string, extra: Record<string, unknown> = {
 });
 
 /** How often Refiner received each track, as "userId event". */
-function tracks(requests: RecordedRequest[] = refiner.requests): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const request of requests) {
-    if (request.path !== "/track-event") continue;
-    const { id, event } = request.body as { id: string; event: string };
-    counts.set(`${id} ${event}`, (counts.get(`${id} ${event}`) ?? 0) + 1);
-  }
-  return counts;
-}
+const tracks = (requests: RecordedRequest[] = refiner.requests) => trackCounts(requests);
 
 function lines(path: string): Record<string, unknown>[] {
   return readFileSync(path, "utf8")
@@ -530,12 +522,7 @@ describe("requests", () => {
     expect(identifies[0]?.body).toEqual(
       expect.objectContaining({ plan: "pro", seats: 1, account: { id: expect.any(String) } }),
     );
-    const times = refiner.requests.map((request) => request.at).sort((a, b) => a - b);
-    let most = 0;
-    for (let i = 0, j = 0; i < times.length; i++) {
-      while ((times[j] as number) <= (times[i] as number) - 1000) j += 1;
-      most = Math.max(most, i - j + 1);
-    }
+    const most = busiestWindow(refiner.requests, 1000);
     // 50 a second after a burst of at most a tenth of a second's worth (5).
     // Up to 8 more may have left just before a window and arrive inside it.
     expect(most).toBeLessThanOrEqual(rate / 60 + rate / 600 + 8);

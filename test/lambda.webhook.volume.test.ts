@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { analyticsBatch } from "../local/batches.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { API_KEY } from "./support/fixtures.ts";
+import { API_KEY, trackCounts as countTracks } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
 
 const TOKEN = "wht_0b7e2c9d4a1f8e3c6b5a2d9f7e4c1b8a";
@@ -34,15 +34,7 @@ afterEach(() => {
 });
 
 /** How often Refiner received each track or page event, by contact and event name. */
-function trackCounts(): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const request of refiner.requests) {
-    if (request.path !== "/track-event") continue;
-    const { id, event } = request.body as { id: string; event: string };
-    counts.set(`${id} ${event}`, (counts.get(`${id} ${event}`) ?? 0) + 1);
-  }
-  return counts;
-}
+const trackCounts = () => countTracks(refiner.requests);
 
 /** The identify requests Refiner received, by contact id. */
 function identifiedIds(): Set<unknown> {

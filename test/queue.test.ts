@@ -9,7 +9,7 @@ import { analyticsBatch } from "../local/batches.ts";
 import { startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
-import { API_KEY } from "./support/fixtures.ts";
+import { API_KEY, busiestWindow, trackCounts as countTracks } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
 
 const TOKEN = "wht_queue_7c2e9a41b58d3f06";
@@ -91,15 +91,7 @@ async function drain(consumers: number, done: () => boolean, limitMs = 20_000) {
   await poller.stop();
 }
 
-function trackCounts(): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const request of refiner.requests) {
-    if (request.path !== "/track-event") continue;
-    const { id, event } = request.body as { id: string; event: string };
-    counts.set(`${id} ${event}`, (counts.get(`${id} ${event}`) ?? 0) + 1);
-  }
-  return counts;
-}
+const trackCounts = () => countTracks(refiner.requests);
 
 describe("accepting", () => {
   it("queues a 1,000-event, 1.2 MB batch in 100 SendMessageBatch calls or fewer, and answers 200", async () => {
@@ -268,12 +260,7 @@ describe("draining", () => {
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
     await drain(2, () => trackCounts().size === 110, 25_000);
     expect(trackCounts().size).toBe(110);
-    const times = refiner.requests.map((request) => request.at).sort((a, b) => a - b);
-    let most = 0;
-    for (let i = 0, j = 0; i < times.length; i++) {
-      while ((times[j] as number) <= (times[i] as number) - 10_000) j += 1;
-      most = Math.max(most, i - j + 1);
-    }
+    const most = busiestWindow(refiner.requests, 10_000);
     process.stdout.write(`most requests in a 10 s window at 600 a minute, 2 consumers: ${most}\n`);
     expect(most).toBeLessThanOrEqual(110);
   }, 40_000);

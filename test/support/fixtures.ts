@@ -47,3 +47,25 @@ export function expectRefinerRequest(
     expect(request.body).toStrictEqual(expected.body);
   }
 }
+
+/** How often Refiner received each track, page or screen event, as "userId event". */
+export function trackCounts(requests: readonly RecordedRequest[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const request of requests) {
+    if (request.path !== "/track-event") continue;
+    const { id, event } = request.body as { id: string; event: string };
+    counts.set(`${id} ${event}`, (counts.get(`${id} ${event}`) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** The most requests that arrived within any window of `ms` (open at its start). */
+export function busiestWindow(requests: readonly RecordedRequest[], ms: number): number {
+  const times = requests.map((request) => request.at).sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while ((times[j] as number) <= (times[i] as number) - ms) j += 1;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
