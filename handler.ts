@@ -7,16 +7,12 @@
 
 import type { APIGatewayProxyEventV2, SQSEvent } from "aws-lambda";
 import type { Runtime } from "./lib/delivery/deliver.ts";
-import { tokenBucket } from "./lib/delivery/pace.ts";
-import { recentIds } from "./lib/delivery/recent-ids.ts";
-import { sqsQueueClient } from "./lib/queue/sqs.ts";
 import { boundedFetch, type Fetch } from "./lib/refiner/client.ts";
 import {
   CONSUMER_BUDGET_MS,
-  configFromEnvironment,
+  coldStart,
   consumeQueue,
   invokeDirect,
-  logConfigProblem,
 } from "./lib/runtimes/lambda.ts";
 import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
 import { handleWebhook } from "./lib/runtimes/webhook.ts";
@@ -46,39 +42,22 @@ export const segmentHandlers: Record<string, SegmentHandler> = {
   onBatch: (events, settings) => segmentBatchHandler(events, settings, runtime()),
 };
 
-// Lambda's configuration is read and checked once per cold start, and a problem logged once. The
-// Segment function never uses it: `__PURE__` lets esbuild leave it out of that bundle.
-const lambdaConfig = /* @__PURE__ */ loadLambdaConfig();
-// The messageIds this instance delivered, shared by both handlers (lib/delivery/recent-ids.ts).
-const delivered = /* @__PURE__ */ recentIds();
-// Queued mode only: the SQS client, and the consumer's share of Refiner's rate.
-const queue = /* @__PURE__ */ loadQueueClient();
-const pace = /* @__PURE__ */ consumerPace();
+// What a Lambda cold start builds once: the checked configuration, the memory of delivered
+// messageIds, and in queued mode the SQS client and the consumer's pace. The Segment function never
+// uses it: `__PURE__` lets esbuild leave it out of that bundle.
+const lambda = /* @__PURE__ */ lambdaColdStart();
 
-function loadQueueClient() {
-  return lambdaConfig.queueUrl ? sqsQueueClient(process.env) : undefined;
-}
-
-// Each consumer may start a tenth of a second's worth at once (a batch arrives at once); that burst
-// is taken out of its share over 10 s, so that all consumers together stay within
-// REFINER_RATE_PER_MINUTE in any 10 s window.
-function consumerPace() {
-  return tokenBucket(lambdaConfig.consumerRatePerMinute * 0.99);
-}
-
-function loadLambdaConfig() {
-  const config = configFromEnvironment(process.env);
-  logConfigProblem(config);
-  return config;
+function lambdaColdStart() {
+  return coldStart(process.env);
 }
 
 /** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
 export const segment = (event: unknown) =>
-  invokeDirect(event, lambdaConfig, lambdaRuntime(), delivered, queue);
+  invokeDirect(event, lambda.config, lambdaRuntime(), lambda.delivered, lambda.queue);
 
 /** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
 export const webhook = (event: APIGatewayProxyEventV2 | null | undefined) =>
-  handleWebhook(event, lambdaConfig, lambdaRuntime(), delivered, queue);
+  handleWebhook(event, lambda.config, lambdaRuntime(), lambda.delivered, lambda.queue);
 
 /**
  * SQS's event source mapping invokes this with up to 10 messages. Within the function's 60 s it
@@ -87,7 +66,7 @@ export const webhook = (event: APIGatewayProxyEventV2 | null | undefined) =>
 export const deliver = (event: SQSEvent) =>
   consumeQueue(
     event.Records,
-    lambdaConfig,
-    { ...lambdaRuntime(), budgetMs: CONSUMER_BUDGET_MS, pace: pace.take },
-    queue,
+    lambda.config,
+    { ...lambdaRuntime(), budgetMs: CONSUMER_BUDGET_MS, pace: lambda.pace },
+    lambda.queue,
   );

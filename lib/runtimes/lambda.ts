@@ -4,7 +4,8 @@
 
 import { deliver, type Runtime } from "../delivery/deliver.ts";
 import { type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
-import type { RecentIds } from "../delivery/recent-ids.ts";
+import { tokenBucket } from "../delivery/pace.ts";
+import { type RecentIds, recentIds } from "../delivery/recent-ids.ts";
 import {
   consume,
   enqueue,
@@ -12,6 +13,7 @@ import {
   type QueueClient,
   type QueueRecord,
 } from "../queue/queue.ts";
+import { sqsQueueClient } from "../queue/sqs.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import {
   LAMBDA_ENVIRONMENT,
@@ -100,6 +102,31 @@ export function redactSecrets(message: string, config: LambdaConfig): string {
     (text, secret) => redact(text, secret),
     message,
   );
+}
+
+/** What one Lambda instance builds at its cold start and keeps for every invocation. */
+export interface LambdaInstance {
+  config: LambdaConfig;
+  /** The messageIds this instance delivered (direct mode). */
+  delivered: RecentIds;
+  /** Queued mode: the SQS client. */
+  queue: QueueClient | undefined;
+  /** The queue consumer's pace. */
+  pace: () => Promise<void>;
+}
+
+export function coldStart(env: Environment): LambdaInstance {
+  const config = configFromEnvironment(env);
+  logConfigProblem(config);
+  return {
+    config,
+    delivered: recentIds(),
+    queue: config.queueUrl ? sqsQueueClient(env) : undefined,
+    // Each consumer may start a tenth of a second's worth at once (a batch arrives at once); that
+    // burst is taken out of its share over 10 s, so that all consumers together stay within
+    // REFINER_RATE_PER_MINUTE in any 10 s window.
+    pace: tokenBucket(config.consumerRatePerMinute * 0.99).take,
+  };
 }
 
 export type DirectResult = { status: number; error?: string };
