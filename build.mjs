@@ -68,35 +68,45 @@ const common = {
   write: false,
 };
 
-async function emit(options) {
+/** Builds, passes each file's text through `edit`, and writes what changed. */
+async function emit(options, edit = (text) => text) {
   const { outputFiles } = await build({ ...common, ...options });
-  for (const file of outputFiles) {
-    if (existsSync(file.path) && readFileSync(file.path).equals(file.contents)) continue;
-    mkdirSync(dirname(file.path), { recursive: true });
-    writeFileSync(file.path, file.contents);
-  }
-  return outputFiles;
+  return outputFiles.map((file) => {
+    const text = edit(file.text);
+    const contents = Buffer.from(text);
+    if (!existsSync(file.path) || !readFileSync(file.path).equals(contents)) {
+      mkdirSync(dirname(file.path), { recursive: true });
+      writeFileSync(file.path, contents);
+    }
+    return { path: file.path, text };
+  });
 }
 
-const [pasteable] = await emit({
-  stdin: {
-    contents: `import { segmentHandlers } from "./handler.ts";\nexposeHandlers(segmentHandlers);`,
-    resolveDir: import.meta.dirname,
-    sourcefile: "segment-function.ts",
-    loader: "ts",
+const [pasteable] = await emit(
+  {
+    stdin: {
+      contents: `import { segmentHandlers } from "./handler.ts";\nexposeHandlers(segmentHandlers);`,
+      resolveDir: import.meta.dirname,
+      sourcefile: "segment-function.ts",
+      loader: "ts",
+    },
+    // No module syntax is emitted: the entry exports nothing and hands the handlers to the prologue.
+    format: "esm",
+    platform: "neutral",
+    // Only the Lambda handlers use node: modules and the AWS SDK; the Segment entry does not, and
+    // package.json's "sideEffects": false lets esbuild drop them. The check below proves it.
+    external: ["node:*", "@aws-sdk/*"],
+    target: "node18",
+    minify: false,
+    banner: { js: `${banner}\n${prologue}` },
+    footer: { js: epilogue },
+    outfile: "dist/segment-function.js",
   },
-  // No module syntax is emitted: the entry exports nothing and hands the handlers to the prologue.
-  format: "esm",
-  platform: "neutral",
-  // Only the Lambda handlers use node: modules and the AWS SDK; the Segment entry does not, and
-  // package.json's "sideEffects": false lets esbuild drop them. The check below proves it.
-  external: ["node:*", "@aws-sdk/*"],
-  target: "node18",
-  minify: false,
-  banner: { js: `${banner}\n${prologue}` },
-  footer: { js: epilogue },
-  outfile: "dist/segment-function.js",
-});
+  // esbuild marks where each source file begins (`// lib/…/x.ts`) and which calls are pure; a
+  // pasted script has no use for either.
+  (text) =>
+    text.replace(/^\/\/ (?:lib|handler)[\w./-]*\.ts\n/gm, "").replace(/\/\* @__PURE__ \*\/ /g, ""),
+);
 if (/\brequire\s*\(/.test(pasteable.text)) {
   throw new Error("dist/segment-function.js calls require(), which Segment's editor cannot load");
 }

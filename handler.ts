@@ -7,6 +7,12 @@
 
 import type { APIGatewayProxyEventV2, SQSEvent } from "aws-lambda";
 import type { Runtime } from "./lib/delivery/deliver.ts";
+import {
+  mapMemory,
+  type SegmentCache,
+  type SentMemory,
+  segmentCacheMemory,
+} from "./lib/delivery/unchanged.ts";
 import { boundedFetch, type Fetch } from "./lib/refiner/client.ts";
 import {
   CONSUMER_BUDGET_MS,
@@ -25,9 +31,24 @@ const runtimeFetch: Fetch =
   typeof fetch === "function"
     ? (fetch as unknown as Fetch)
     : () => Promise.reject(new Error("this runtime provides no fetch"));
-const runtime = (): Runtime => ({ fetch: runtimeFetch, startedAt: Date.now() });
+// What Refiner already has (lib/delivery/unchanged.ts): Segment's `cache` where the runtime has
+// one, else a small map of the script's own.
+declare const cache: unknown;
+const segmentMemory: SentMemory =
+  typeof cache === "object" && cache !== null && typeof (cache as SegmentCache).load === "function"
+    ? segmentCacheMemory(cache as SegmentCache)
+    : mapMemory(10_000);
+const runtime = (): Runtime => ({
+  fetch: runtimeFetch,
+  startedAt: Date.now(),
+  sent: segmentMemory,
+});
 // Node's fetch has no `size` option, so the Lambda reads answers through boundedFetch.
-const lambdaRuntime = (): Runtime => ({ fetch: boundedFetch(runtimeFetch), startedAt: Date.now() });
+const lambdaRuntime = (): Runtime => ({
+  fetch: boundedFetch(runtimeFetch),
+  startedAt: Date.now(),
+  sent: lambda.sent,
+});
 
 type SegmentHandler = (event: unknown, settings: unknown) => Promise<unknown>;
 

@@ -502,6 +502,52 @@ async function queued(): Promise<void> {
   ]);
 }
 
+/**
+ * A day of identifies on every page load: 300 users, 6 sessions each, an identify before each of 5
+ * page loads and a track; traits change in about 1 session in 7. Sent through the Segment function's
+ * single-event handlers, with skipping (the default) and without.
+ */
+async function unchangedTrace(): Promise<void> {
+  const events: Record<string, unknown>[] = [];
+  let minimum = 0;
+  for (let session = 0; session < 6; session++) {
+    for (let user = 0; user < 300; user++) {
+      const changed = session === 0 || (user * 7 + session * 3) % 7 === 0;
+      const plan = `plan-${user}-${changed ? session : "same"}`;
+      let first = true;
+      for (let page = 0; page < 5; page++) {
+        events.push({ type: "identify", userId: `u${user}`, traits: { plan, seats: user % 9 } });
+        if (first && changed) minimum += 1;
+        first = false;
+        events.push({ type: "page", userId: `u${user}`, name: `Page ${page}` });
+        minimum += 1;
+      }
+      events.push({ type: "track", userId: `u${user}`, event: `Session ${session}` });
+      minimum += 1;
+    }
+  }
+  const handlerOf = { identify: "onIdentify", page: "onPage", track: "onTrack" } as const;
+  const run = async (skipUnchangedMinutes: string) => {
+    const refiner = await startRefinerEmulator();
+    const fn = loadSegmentFunction({ path: SEGMENT_FUNCTION, cache: true });
+    const settings = { apiKey: API_KEY, apiBaseUrl: refiner.url, skipUnchangedMinutes };
+    for (const event of events) {
+      await fn.handlers[handlerOf[event.type as keyof typeof handlerOf]](event, settings);
+    }
+    const requests = refiner.requests.length;
+    await refiner.close();
+    return requests;
+  };
+  const skipping = await run("60");
+  const every = await run("0");
+  rows.push([
+    `day trace, single handlers (${events.length} events): requests / fewest needed`,
+    `${(skipping / minimum).toFixed(3)} × (${skipping} for ${minimum}; without skipping ${(every / minimum).toFixed(2)} ×)`,
+    "≤ 1.05 ×",
+    skipping <= minimum * 1.05,
+  ]);
+}
+
 function sizes(): void {
   const segment = statSync(SEGMENT_FUNCTION).size;
   const lambda = statSync(LAMBDA_HANDLER).size;
@@ -528,6 +574,7 @@ async function main(): Promise<void> {
     batch: batchThroughput,
     send: backfill,
     queued,
+    unchanged: unchangedTrace,
     sizes,
   };
   const chosen = process.argv.slice(2);

@@ -107,6 +107,7 @@ async function sendCommand(args: string[]): Promise<number> {
     apiKey: values["api-key"] ?? process.env.REFINER_API_KEY,
     apiBaseUrl: values["api-base-url"] ?? process.env.REFINER_API_BASE_URL,
     preserveTraitKeys: process.env.REFINER_PRESERVE_TRAIT_KEYS,
+    skipUnchangedMinutes: process.env.REFINER_SKIP_UNCHANGED_MINUTES,
     rate,
     failures: values.failures,
     rejected: values.rejected,

@@ -15,6 +15,7 @@ import { DELIVERED, describe, type Failure } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
+import { mapMemory } from "../lib/delivery/unchanged.ts";
 import { ENDPOINTS, type Fetch, type RefinerCall } from "../lib/refiner/client.ts";
 import { EVENT_TYPES, eventType } from "../lib/segment/mapping.ts";
 import { parseSettings, type SettingNames, type Settings } from "../lib/settings.ts";
@@ -39,6 +40,7 @@ export interface SendOptions {
   apiKey?: string;
   apiBaseUrl?: string;
   preserveTraitKeys?: string;
+  skipUnchangedMinutes?: string;
   /** Requests per minute. */
   rate: number;
   failures: string;
@@ -63,11 +65,13 @@ export interface SendOptions {
   signal?: AbortSignal;
 }
 
-const CLI_SETTINGS: SettingNames = {
-  apiKey: "The API key (--api-key or REFINER_API_KEY)",
-  apiBaseUrl: "--api-base-url (or REFINER_API_BASE_URL)",
-  preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
-};
+const CLI_SETTINGS: SettingNames = (setting) =>
+  ({
+    apiKey: "The API key (--api-key or REFINER_API_KEY)",
+    apiBaseUrl: "--api-base-url (or REFINER_API_BASE_URL)",
+    preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
+    skipUnchangedMinutes: "REFINER_SKIP_UNCHANGED_MINUTES",
+  })[setting];
 
 /** A contact's identifies and groups within this many events (or WINDOW_MS) become one request. */
 export const WINDOW_EVENTS = 10_000;
@@ -113,6 +117,7 @@ export async function send(options: SendOptions): Promise<number> {
         apiKey: options.apiKey,
         apiBaseUrl: options.apiBaseUrl,
         preserveTraitKeys: options.preserveTraitKeys,
+        skipUnchangedMinutes: options.skipUnchangedMinutes,
       },
       CLI_SETTINGS,
     );
@@ -176,6 +181,8 @@ export async function send(options: SendOptions): Promise<number> {
     halt.signal.addEventListener("abort", () => resolve(), { once: true }),
   );
   const limiter = tokenBucket(options.rate);
+  // What Refiner already has, for the run (the window's coalescing merges most repeats first).
+  const sent = mapMemory();
   let shown = 0;
   const queues = new ContactQueues<Item>(
     {
@@ -193,7 +200,7 @@ export async function send(options: SendOptions): Promise<number> {
         const [outcome] = await deliver(
           job.items.map((item) => item.event),
           settings,
-          { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS },
+          { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS, sent },
         );
         return outcome ?? DELIVERED;
       },

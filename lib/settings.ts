@@ -9,7 +9,12 @@ export interface Settings {
   /** No trailing slash; paths are appended to it. */
   apiBaseUrl: string;
   preserveTraitKeys: boolean;
+  /** An identify or group whose body Refiner already has is not sent again for this long; 0: off. */
+  skipUnchangedMinutes: number;
 }
+
+/** Segment recommends an identify on every page load; most carry nothing new. */
+export const DEFAULT_SKIP_UNCHANGED_MINUTES = 60;
 
 export type SettingsResult = { ok: true; settings: Settings } | { ok: false; message: string };
 
@@ -59,18 +64,27 @@ export const SETTINGS: readonly SettingDeclaration[] = [
     description: "Send trait keys as written instead of snake_case.",
     env: "REFINER_PRESERVE_TRAIT_KEYS",
   },
+  {
+    name: "skipUnchangedMinutes",
+    label: "Skip Unchanged Minutes",
+    type: "STRING",
+    required: false,
+    sensitive: false,
+    description:
+      "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
+    env: "REFINER_SKIP_UNCHANGED_MINUTES",
+  },
 ];
 
-export type SettingNames = Record<keyof Settings, string>;
-
-const namesFrom = (name: (setting: SettingDeclaration) => string) =>
-  Object.fromEntries(SETTINGS.map((setting) => [setting.name, name(setting)])) as SettingNames;
+/** How messages name a setting, the way its reader configures it. */
+export type SettingNames = (setting: keyof Settings) => string;
 
 /** How a Segment function's settings are named in messages. */
-export const SEGMENT_SETTINGS: SettingNames = namesFrom(({ name }) => `The ${name} setting`);
+export const SEGMENT_SETTINGS: SettingNames = (setting) => `The ${setting} setting`;
 
 /** How the Lambda's environment variables are named. */
-export const LAMBDA_ENVIRONMENT: SettingNames = namesFrom(({ env }) => env);
+export const LAMBDA_ENVIRONMENT: SettingNames = (setting) =>
+  SETTINGS.find(({ name }) => name === setting)?.env ?? setting;
 
 /** The settings as the Lambda's environment gives them. */
 export function settingsFromEnvironment(
@@ -84,32 +98,44 @@ export function parseSettings(
   names: SettingNames = SEGMENT_SETTINGS,
 ): SettingsResult {
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
-  return checkSettings(given.apiKey, given.apiBaseUrl, given.preserveTraitKeys, names);
+  return checkSettings(given, names);
 }
 
-function checkSettings(
-  rawApiKey: unknown,
-  apiBaseUrl: unknown,
-  preserveTraitKeys: unknown,
-  names: SettingNames,
-): SettingsResult {
-  const apiKey = typeof rawApiKey === "string" ? rawApiKey.trim() : "";
+function checkSettings(given: Record<string, unknown>, names: SettingNames): SettingsResult {
+  const { apiBaseUrl, preserveTraitKeys, skipUnchangedMinutes } = given;
+  const apiKey = typeof given.apiKey === "string" ? given.apiKey.trim() : "";
   if (!apiKey) {
     return {
       ok: false,
-      message: `${names.apiKey} is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).`,
+      message: `${names("apiKey")} is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).`,
     };
   }
 
-  const baseUrl = checkBaseUrl(apiBaseUrl, names.apiBaseUrl);
+  const baseUrl = checkBaseUrl(apiBaseUrl, names("apiBaseUrl"));
   if (!baseUrl.ok) return baseUrl;
 
   const preserve = parseBoolean(preserveTraitKeys);
   if (preserve === undefined) {
-    return { ok: false, message: `${names.preserveTraitKeys} must be true or false.` };
+    return { ok: false, message: `${names("preserveTraitKeys")} must be true or false.` };
   }
 
-  return { ok: true, settings: { apiKey, apiBaseUrl: baseUrl.url, preserveTraitKeys: preserve } };
+  const skip = parseMinutes(skipUnchangedMinutes);
+  if (skip === undefined) {
+    return {
+      ok: false,
+      message: `${names("skipUnchangedMinutes")} must be a number of minutes (0 sends every identify and group).`,
+    };
+  }
+
+  return {
+    ok: true,
+    settings: {
+      apiKey,
+      apiBaseUrl: baseUrl.url,
+      preserveTraitKeys: preserve,
+      skipUnchangedMinutes: skip,
+    },
+  };
 }
 
 type BaseUrlResult = { ok: true; url: string } | { ok: false; message: string };
@@ -146,6 +172,15 @@ function checkBaseUrl(value: unknown, name: string): BaseUrlResult {
 
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** Segment has no number setting: minutes come as text, or as a number from elsewhere. */
+function parseMinutes(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === "") return DEFAULT_SKIP_UNCHANGED_MINUTES;
+  const minutes = typeof value === "string" ? Number(value.trim()) : value;
+  return typeof minutes === "number" && Number.isFinite(minutes) && minutes >= 0
+    ? minutes
+    : undefined;
 }
 
 function parseBoolean(value: unknown): boolean | undefined {

@@ -49,11 +49,35 @@ export interface LoadOptions {
   path?: string;
   /** Replaces node-fetch as the runtime's `fetch`, e.g. to route it through a failing resolver. */
   fetch?: (url: nodeFetch.RequestInfo, init?: nodeFetch.RequestInit) => Promise<nodeFetch.Response>;
+  /** Gives the runtime a `cache` global like Segment's (`load(key, ttlMs, fn)`, `delete(key)`). */
+  cache?: boolean;
+}
+
+/** Segment's `cache`: process-local values with a time-to-live, computed by `load` when missing. */
+export function segmentCache() {
+  const values = new Map<string, { value: unknown; until: number }>();
+  return {
+    async load(key: string, ttlMs: number, fn: () => Promise<unknown>): Promise<unknown> {
+      const held = values.get(key);
+      if (held && held.until > Date.now()) return held.value;
+      const value = await fn();
+      values.set(key, { value, until: Date.now() + ttlMs });
+      return value;
+    },
+    delete(key: string): void {
+      values.delete(key);
+    },
+    /** For tests: how many keys are held. */
+    get size() {
+      return values.size;
+    },
+  };
 }
 
 export function loadSegmentFunction({
   path = SEGMENT_FUNCTION,
   fetch = nodeFetch,
+  cache = false,
 }: LoadOptions = {}): SegmentFunction {
   const code = readFileSync(path, "utf8");
   const logs: string[] = [];
@@ -90,6 +114,7 @@ export function loadSegmentFunction({
     ValidationError,
     EventNotSupported,
     InvalidEventPayload,
+    ...(cache ? { cache: segmentCache() } : {}),
   });
 
   // The handler names are parameters, so a script that redeclares one with const/let fails to load

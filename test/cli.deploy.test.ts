@@ -42,6 +42,15 @@ const FUNCTION_SETTINGS = [
     required: false,
     sensitive: false,
   },
+  {
+    name: "skipUnchangedMinutes",
+    label: "Skip Unchanged Minutes",
+    type: "STRING",
+    description:
+      "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
+    required: false,
+    sensitive: false,
+  },
 ];
 
 interface StoredFunction {

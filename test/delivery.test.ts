@@ -32,7 +32,12 @@ describe("deliver, with a 1.5 s deadline", () => {
       userId: `u${i}`,
       event: `E${i}`,
     }));
-    const settings = { apiKey: API_KEY, apiBaseUrl: refiner.url, preserveTraitKeys: false };
+    const settings = {
+      apiKey: API_KEY,
+      apiBaseUrl: refiner.url,
+      preserveTraitKeys: false,
+      skipUnchangedMinutes: 0,
+    };
     const started = Date.now();
     const outcomes = await deliver(events, settings, {
       fetch: nodeFetch as unknown as Fetch,

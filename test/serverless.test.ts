@@ -82,6 +82,7 @@ describe("npm run package", () => {
       REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
       REFINER_API_BASE_URL: "",
       REFINER_PRESERVE_TRAIT_KEYS: "false",
+      REFINER_SKIP_UNCHANGED_MINUTES: "60",
       SEGMENT_SHARED_SECRET: "{{resolve:ssm:/refiner-destination/dev/segment-shared-secret}}",
       SEGMENT_WEBHOOK_TOKEN: "{{resolve:ssm:/refiner-destination/dev/segment-webhook-token}}",
       ALLOW_UNSIGNED_WEBHOOKS: "false",
@@ -93,12 +94,14 @@ describe("npm run package", () => {
       REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
       REFINER_API_BASE_URL: "",
       REFINER_PRESERVE_TRAIT_KEYS: "false",
+      REFINER_SKIP_UNCHANGED_MINUTES: "60",
       REFINER_QUEUE_URL: QUEUE_URL,
     });
     expect(variables("DeliverLambdaFunction")).toEqual({
       REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
       REFINER_API_BASE_URL: "",
       REFINER_PRESERVE_TRAIT_KEYS: "false",
+      REFINER_SKIP_UNCHANGED_MINUTES: "60",
       REFINER_QUEUE_URL: QUEUE_URL,
       REFINER_CONSUMERS: "2",
       REFINER_RATE_PER_MINUTE: "3600",

@@ -17,8 +17,8 @@ import {
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
 import { DELIVERED, type Outcome, redact, retry } from "./outcome.ts";
-import { contactOf, messageIdOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
-import type { RecentIds } from "./recent-ids.ts";
+import { contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
+import { canonical, hash, type Remembered, type SentMemory } from "./unchanged.ts";
 
 /**
  * Segment kills a call after 5 s. Every Refiner request a call starts is given up 4.5 s after the
@@ -40,10 +40,10 @@ export interface Runtime {
   startedAt: number;
   /** How long a call may wait on Refiner: DEADLINE_MS unless Segment's 5 s limit does not apply. */
   budgetMs?: number;
-  /** messageIds delivered before (Lambda): answered as delivered and not sent again. */
-  delivered?: RecentIds;
   /** Resolves when the next request may start (the queue consumer's share of the rate). */
   pace?: () => Promise<void>;
+  /** What Refiner already has: identifies and groups it took are not sent again (unchanged.ts). */
+  sent?: SentMemory;
 }
 
 export async function deliver(
@@ -66,19 +66,8 @@ async function deliverEach(
   runtime: Runtime,
   typeOf: TypeOf | undefined,
 ): Promise<Outcome[]> {
-  const outcomes: (Outcome | undefined)[] = new Array(events.length);
-  const { delivered } = runtime;
-  // Events delivered before are answered now; the positions of the rest are kept.
-  const positions: number[] = [];
-  events.forEach((event, index) => {
-    const id = delivered ? messageIdOf(event) : undefined;
-    if (id !== undefined && delivered?.has(id)) outcomes[index] = DELIVERED;
-    else positions.push(index);
-  });
-  const fresh = positions.map((index) => events[index]);
-
-  const { phases, failures, copies } = planBatch(fresh, settings, typeOf);
-  const results: (Outcome | undefined)[] = new Array(fresh.length);
+  const { phases, failures, copies } = planBatch(events, settings, typeOf);
+  const results: (Outcome | undefined)[] = new Array(events.length);
   for (const [at, failure] of failures) results[at] = failure;
 
   const deadline = runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS);
@@ -87,6 +76,7 @@ async function deliverEach(
     apiKey: settings.apiKey,
     baseUrl: settings.apiBaseUrl,
   };
+  const skip = unchangedSkip(settings, runtime.sent);
   let throttled: Outcome | undefined;
   // A contact's requests go one after another, in order; once one may succeed later, the rest of
   // that contact's wait too, so nothing of it overtakes what is to be retried.
@@ -98,7 +88,7 @@ async function deliverEach(
         const outcome =
           throttled ??
           waiting.get(contact) ??
-          (await send(planned.call, connection, deadline, runtime.pace));
+          (await sendUnlessUnchanged(planned.call, connection, deadline, runtime, skip));
         if (outcome.kind === "retry") {
           if (outcome.status === 429 && throttled === undefined) {
             throttled = retry(
@@ -120,16 +110,11 @@ async function deliverEach(
   }
   for (const [copy, original] of copies) results[copy] = results[original];
 
-  results.forEach((outcome, at) => {
-    const index = positions[at] as number;
-    // Every position was assigned above; the fallback keeps a bug from losing an event.
-    outcomes[index] = outcome ?? retry("Internal error: the event was not processed.");
-    if (outcome?.kind === "delivered" && delivered) {
-      const id = messageIdOf(events[index]);
-      if (id !== undefined) delivered.add(id);
-    }
-  });
-  return outcomes as Outcome[];
+  // Every position was assigned above; the fallback keeps a bug from losing an event.
+  return Array.from(
+    results,
+    (outcome) => outcome ?? retry("Internal error: the event was not processed."),
+  );
 }
 
 /** A phase's requests, one list per contact, in order. */
@@ -142,6 +127,57 @@ function byContact(requests: readonly PlannedRequest[]): PlannedRequest[][] {
     else lists.set(contact, [planned]);
   }
   return [...lists.values()];
+}
+
+interface Skip {
+  memory: SentMemory;
+  ttlMs: number;
+  /** Entries are kept per destination: a hash of the key and the base URL, never the key. */
+  destination: string;
+}
+
+function unchangedSkip(settings: Settings, memory: SentMemory | undefined): Skip | undefined {
+  const ttlMs = settings.skipUnchangedMinutes * 60_000;
+  if (!memory || ttlMs <= 0) return undefined;
+  return { memory, ttlMs, destination: hash(`${settings.apiKey}\n${settings.apiBaseUrl}`) };
+}
+
+/**
+ * An identify or group whose body Refiner took within the time-to-live is answered as delivered
+ * without a request; only a 2xx is remembered, and a delivered delete forgets the contact.
+ */
+async function sendUnlessUnchanged(
+  call: RefinerCall,
+  connection: Connection,
+  deadline: number,
+  runtime: Runtime,
+  skip: Skip | undefined,
+): Promise<Outcome> {
+  if (!skip || call.call === "trackEvent") return send(call, connection, deadline, runtime.pace);
+  const key = `${skip.destination}|${contactOf(call)}`;
+  if (call.call === "deleteContact") {
+    const outcome = await send(call, connection, deadline, runtime.pace);
+    if (outcome.kind === "delivered") await skip.memory.forget(key);
+    return outcome;
+  }
+  const account = (call.body.account as { id?: unknown } | undefined)?.id;
+  const part = account === undefined ? "" : `account:${String(account)}`;
+  const bodyHash = hash(canonical(call.body));
+  const remembered = await skip.memory.load(key);
+  const last = remembered?.[part];
+  if (last && last.hash === bodyHash && last.until > Date.now()) return DELIVERED;
+
+  const outcome = await send(call, connection, deadline, runtime.pace);
+  if (outcome.kind === "delivered") {
+    const now = Date.now();
+    const kept: Remembered = {};
+    for (const [other, entry] of Object.entries(remembered ?? {})) {
+      if (entry.until > now) kept[other] = entry;
+    }
+    kept[part] = { hash: bodyHash, until: now + skip.ttlMs };
+    await skip.memory.store(key, kept, skip.ttlMs);
+  }
+  return outcome;
 }
 
 /** One call within the deadline, decided. */

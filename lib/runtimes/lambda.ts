@@ -3,9 +3,11 @@
 // environment (docs/mapping.md, "Settings"), read and checked once per cold start by handler.ts.
 
 import { deliver, type Runtime } from "../delivery/deliver.ts";
-import { type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
+import { DELIVERED, type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
 import { tokenBucket } from "../delivery/pace.ts";
+import { messageIdOf } from "../delivery/plan.ts";
 import { type RecentIds, recentIds } from "../delivery/recent-ids.ts";
+import { mapMemory, type SentMemory } from "../delivery/unchanged.ts";
 import {
   consume,
   enqueue,
@@ -18,6 +20,7 @@ import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.t
 import {
   LAMBDA_ENVIRONMENT,
   parseSettings,
+  type Settings,
   type SettingsResult,
   settingsFromEnvironment,
 } from "../settings.ts";
@@ -113,6 +116,8 @@ export interface LambdaInstance {
   queue: QueueClient | undefined;
   /** The queue consumer's pace. */
   pace: () => Promise<void>;
+  /** What Refiner already has, for all three handlers. */
+  sent: SentMemory;
 }
 
 export function coldStart(env: Environment): LambdaInstance {
@@ -126,6 +131,7 @@ export function coldStart(env: Environment): LambdaInstance {
     // burst is taken out of its share over 10 s, so that all consumers together stay within
     // REFINER_RATE_PER_MINUTE in any 10 s window.
     pace: tokenBucket(config.consumerRatePerMinute * 0.99).take,
+    sent: mapMemory(),
   };
 }
 
@@ -170,8 +176,36 @@ export async function deliverAll(
   const outcomes =
     config.queueUrl && queue
       ? await enqueue(events, settings.settings, queue, config.queueUrl)
-      : await deliver(events, settings.settings, { ...runtime, delivered });
+      : await deliverOnce(events, settings.settings, runtime, delivered);
   return logged(outcomes, events, config);
+}
+
+/** Events this instance delivered before are answered as delivered, and not sent again. */
+async function deliverOnce(
+  events: readonly unknown[],
+  settings: Settings,
+  runtime: Runtime,
+  delivered: RecentIds,
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = new Array(events.length);
+  const positions: number[] = [];
+  events.forEach((event, index) => {
+    const id = messageIdOf(event);
+    if (id !== undefined && delivered.has(id)) outcomes[index] = DELIVERED;
+    else positions.push(index);
+  });
+  const sent = await deliver(
+    positions.map((index) => events[index]),
+    settings,
+    runtime,
+  );
+  sent.forEach((outcome, at) => {
+    const index = positions[at] as number;
+    outcomes[index] = outcome;
+    const id = messageIdOf(events[index]);
+    if (outcome.kind === "delivered" && id !== undefined) delivered.add(id);
+  });
+  return outcomes;
 }
 
 /** Every failure logged once, its message cleared of the configuration's secrets. */
