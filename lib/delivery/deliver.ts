@@ -88,7 +88,9 @@ async function deliverEach(
         const outcome =
           throttled ??
           waiting.get(contact) ??
-          (await sendUnlessUnchanged(planned.call, connection, deadline, runtime, skip));
+          (await (skip && planned.call.call !== "trackEvent"
+            ? sendUnlessUnchanged(planned.call, connection, deadline, runtime, skip)
+            : send(planned.call, connection, deadline, runtime.pace)));
         if (outcome.kind === "retry") {
           if (outcome.status === 429 && throttled === undefined) {
             throttled = retry(
@@ -132,14 +134,12 @@ function byContact(requests: readonly PlannedRequest[]): PlannedRequest[][] {
 interface Skip {
   memory: SentMemory;
   ttlMs: number;
-  /** Entries are kept per destination: a hash of the key and the base URL, never the key. */
-  destination: string;
+  settings: Settings;
 }
 
 function unchangedSkip(settings: Settings, memory: SentMemory | undefined): Skip | undefined {
   const ttlMs = settings.skipUnchangedMinutes * 60_000;
-  if (!memory || ttlMs <= 0) return undefined;
-  return { memory, ttlMs, destination: hash(`${settings.apiKey}\n${settings.apiBaseUrl}`) };
+  return memory && ttlMs > 0 ? { memory, ttlMs, settings } : undefined;
 }
 
 /**
@@ -151,15 +151,17 @@ async function sendUnlessUnchanged(
   connection: Connection,
   deadline: number,
   runtime: Runtime,
-  skip: Skip | undefined,
+  skip: Skip,
 ): Promise<Outcome> {
-  if (!skip || call.call === "trackEvent") return send(call, connection, deadline, runtime.pace);
-  const key = `${skip.destination}|${contactOf(call)}`;
+  // Entries are kept per destination: a hash of the key and the base URL, never the key.
+  const { apiKey, apiBaseUrl } = skip.settings;
+  const key = `${hash(`${apiKey}\n${apiBaseUrl}`)}|${contactOf(call)}`;
   if (call.call === "deleteContact") {
     const outcome = await send(call, connection, deadline, runtime.pace);
     if (outcome.kind === "delivered") await skip.memory.forget(key);
     return outcome;
   }
+  if (call.call !== "identifyUser") return send(call, connection, deadline, runtime.pace);
   const account = (call.body.account as { id?: unknown } | undefined)?.id;
   const part = account === undefined ? "" : `account:${String(account)}`;
   const bodyHash = hash(canonical(call.body));
