@@ -141,6 +141,8 @@ describe.each([
   });
 });
 
+// A Lambda instance has one destination, fixed at its cold start; the Segment function above, which
+// gets its settings with every call, is where destinations could mix.
 describe("Lambda", () => {
   beforeEach(() => {
     vi.stubEnv("REFINER_API_KEY", API_KEY);
@@ -163,6 +165,26 @@ describe("Lambda", () => {
     await everyOne.segment(identify({ plan: "trial" }));
     await everyOne.segment(identify({ plan: "trial" }));
     expect(sent()).toHaveLength(3);
+  });
+
+  it("segment sends a changed trait, the retry of a failure, and an identify after a delete", async () => {
+    const lambda = loadLambda();
+    await lambda.segment(identify({ plan: "trial" }));
+    await lambda.segment(identify({ plan: "pro" }));
+    refiner.queue({ status: 503 });
+    const failed = await settle(lambda.segment(identify({ plan: "team" })));
+    expect(failed.error?.name).toBe("RetryError");
+    await lambda.segment(identify({ plan: "team" }));
+    await lambda.segment({ type: "delete", userId: "u1" });
+    await lambda.segment(identify({ plan: "team" }));
+    expect(refiner.requests.map((request) => `${request.method} ${request.path}`)).toEqual([
+      "POST /identify-user",
+      "POST /identify-user",
+      "POST /identify-user",
+      "POST /identify-user",
+      "DELETE /contact?id=u1",
+      "POST /identify-user",
+    ]);
   });
 
   it("the queue consumer sends the same identify once across batches", async () => {
