@@ -133,7 +133,8 @@ export const MAX_BACKOFF_SECONDS = 12 * 60 * 60;
 
 export interface Consumed {
   batchItemFailures: { itemIdentifier: string }[];
-  /** Per record, what became of its event; for logs and `npm start`. */
+  /** Per record, its event (undefined when the body is not JSON) and what became of it. */
+  events: unknown[];
   outcomes: Outcome[];
 }
 
@@ -187,5 +188,5 @@ export async function consume(
     }
   });
   await Promise.all(delays);
-  return { batchItemFailures: failures, outcomes };
+  return { batchItemFailures: failures, events, outcomes };
 }

@@ -89,7 +89,7 @@ function isTrue(value: string | undefined): boolean {
  * The one line a cold start logs when the configuration cannot deliver anything. Until it is fixed
  * every event is answered as retryable, so Segment keeps it.
  */
-export function logConfigProblem(config: LambdaConfig): void {
+function logConfigProblem(config: LambdaConfig): void {
   if (!config.settings.ok) {
     console.error({
       message: "Refiner destination misconfigured: every event is answered as retryable",
@@ -252,7 +252,7 @@ export async function consumeQueue(
     // Nothing can be delivered until the configuration is fixed: every message comes back.
     return { batchItemFailures: records.map((record) => ({ itemIdentifier: record.messageId })) };
   }
-  const { batchItemFailures, outcomes } = await consume(
+  const { batchItemFailures, events, outcomes } = await consume(
     records,
     settings.settings,
     runtime,
@@ -260,18 +260,6 @@ export async function consumeQueue(
     config.queueUrl,
     config.firstBackoffSeconds,
   );
-  logged(
-    outcomes,
-    records.map((record) => safeParse(record.body)),
-    config,
-  );
+  logged(outcomes, events, config);
   return { batchItemFailures };
-}
-
-function safeParse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
