@@ -199,14 +199,18 @@ async function send(
   return decide(result, endpoint, connection.apiKey);
 }
 
-/** Runs `work` over `items` with at most MAX_IN_FLIGHT at once, in order of start. */
-async function pool<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+/** Runs `work` over `items` with at most `limit` at once, in order of start. */
+export async function pool<T>(
+  items: readonly T[],
+  work: (item: T) => Promise<void>,
+  limit = MAX_IN_FLIGHT,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await work(items[next++] as T);
   };
   const workers: Promise<void>[] = [];
-  while (workers.length < MAX_IN_FLIGHT && workers.length < items.length) workers.push(worker());
+  while (workers.length < limit && workers.length < items.length) workers.push(worker());
   await Promise.all(workers);
 }
 

@@ -9,7 +9,7 @@
 // - A retryable message is reported in batchItemFailures, with every later message of its group in
 //   the batch (SQS's FIFO rule), and waits a back-off before it is received again.
 
-import { deliver, type Runtime } from "../delivery/deliver.ts";
+import { deliver, pool, type Runtime } from "../delivery/deliver.ts";
 import { DELIVERED, type Failure, invalid, type Outcome, retry } from "../delivery/outcome.ts";
 import { contactOf, messageIdOf } from "../delivery/plan.ts";
 import { eventType, isFailure, mapEvent } from "../segment/mapping.ts";
@@ -88,10 +88,9 @@ export async function enqueue(
   }
   if (current.length) batches.push(current);
 
-  let next = 0;
-  const worker = async () => {
-    while (next < batches.length) {
-      const batch = batches[next++] as typeof entries;
+  await pool(
+    batches,
+    async (batch) => {
       let failed: Map<string, string>;
       try {
         const answer = await client.sendBatch(
@@ -108,13 +107,9 @@ export async function enqueue(
         outcomes[item.index] =
           reason === undefined ? DELIVERED : retry(`Not queued: SQS refused it (${reason}).`);
       }
-    }
-  };
-  const workers: Promise<void>[] = [];
-  while (workers.length < BATCHES_IN_FLIGHT && workers.length < batches.length) {
-    workers.push(worker());
-  }
-  await Promise.all(workers);
+    },
+    BATCHES_IN_FLIGHT,
+  );
   return outcomes;
 }
 
