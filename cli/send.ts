@@ -16,7 +16,7 @@ import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { mapMemory } from "../lib/delivery/unchanged.ts";
-import { ENDPOINTS, type Fetch, type RefinerCall } from "../lib/refiner/client.ts";
+import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { EVENT_TYPES, eventType } from "../lib/segment/mapping.ts";
 import { parseSettings, type SettingNames, type Settings } from "../lib/settings.ts";
 import {
@@ -389,12 +389,8 @@ function skipReason(event: unknown, failure: Failure): string | undefined {
 }
 
 function describeCall(call: RefinerCall): string {
-  const endpoint = ENDPOINTS[call.call];
-  if (call.call === "deleteContact") {
-    const query = new URLSearchParams(call.query as Record<string, string>).toString();
-    return `${endpoint.method} ${endpoint.path}?${query}`;
-  }
-  return `${endpoint.method} ${endpoint.path} ${JSON.stringify(call.body)}`;
+  const request = `${ENDPOINTS[call.call].method} ${pathOf(call)}`;
+  return "body" in call ? `${request} ${JSON.stringify(call.body)}` : request;
 }
 
 function describeEvents(items: Item[]): string {

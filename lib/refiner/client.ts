@@ -88,12 +88,6 @@ export function request(
   timeoutMs: number,
 ): Promise<Result> {
   const endpoint = ENDPOINTS[call.call];
-  const query =
-    call.call === "deleteContact"
-      ? `?${Object.entries(call.query)
-          .map(([key, value]) => `${key}=${encodeURIComponent(value)}`)
-          .join("&")}`
-      : "";
   const headers: Record<string, string> = {
     Accept: "application/json",
     Authorization: `Bearer ${connection.apiKey}`,
@@ -106,7 +100,7 @@ export function request(
       resolve({ error: new Error(`no complete answer within ${timeoutMs} ms`) });
       controller.abort(); // stops the request even while a body trickles in
     }, timeoutMs);
-    exchange(connection.fetch, `${connection.baseUrl}${endpoint.path}${query}`, {
+    exchange(connection.fetch, `${connection.baseUrl}${pathOf(call)}`, {
       method: endpoint.method,
       headers,
       body: "body" in call ? JSON.stringify(call.body) : undefined,
@@ -118,6 +112,16 @@ export function request(
       resolve(result); // a no-op when the timer already answered
     });
   });
+}
+
+/** The call's path below the base URL, with its query: `/contact?id=u%201`. */
+export function pathOf(call: RefinerCall): string {
+  const { path } = ENDPOINTS[call.call];
+  if (call.call !== "deleteContact") return path;
+  const query = Object.entries(call.query)
+    .map(([key, value]) => `${key}=${encodeURIComponent(value)}`)
+    .join("&");
+  return `${path}?${query}`;
 }
 
 /** The request and its answer; never rejects. */
