@@ -144,15 +144,11 @@ export type DirectResult = { status: number; error?: string };
  */
 export async function invokeDirect(
   event: unknown,
-  config: LambdaConfig,
+  lambda: LambdaInstance,
   runtime: Runtime,
-  delivered: RecentIds,
-  queue?: QueueClient,
 ): Promise<DirectResult | BatchItem[]> {
-  if (Array.isArray(event)) {
-    return (await deliverAll(event, config, runtime, delivered, queue)).map(toBatchItem);
-  }
-  const [outcome] = await deliverAll([event], config, runtime, delivered, queue);
+  if (Array.isArray(event)) return (await deliverAll(event, lambda, runtime)).map(toBatchItem);
+  const [outcome] = await deliverAll([event], lambda, runtime);
   if (!outcome || outcome.kind === "delivered") return { status: 200 };
   if (outcome.kind === "retry") throw toSegmentError(outcome);
   return { status: toBatchItem(outcome).status, error: outcome.message };
@@ -165,10 +161,8 @@ export async function invokeDirect(
  */
 export async function deliverAll(
   events: readonly unknown[],
-  config: LambdaConfig,
+  { config, delivered, queue }: LambdaInstance,
   runtime: Runtime,
-  delivered: RecentIds,
-  queue: QueueClient | undefined,
 ): Promise<Outcome[]> {
   const { settings } = config;
   // Logged once per cold start (logConfigProblem), not once per event.
@@ -243,9 +237,8 @@ function logFailure(outcome: Failure, event: unknown): void {
  */
 export async function consumeQueue(
   records: readonly QueueRecord[],
-  config: LambdaConfig,
+  { config, queue }: LambdaInstance,
   runtime: Runtime,
-  queue: QueueClient | undefined,
 ): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
   const { settings } = config;
   if (!settings.ok || !queue || !config.queueUrl) {

@@ -7,10 +7,8 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Runtime } from "../delivery/deliver.ts";
 import type { Outcome } from "../delivery/outcome.ts";
-import type { RecentIds } from "../delivery/recent-ids.ts";
-import type { QueueClient } from "../queue/queue.ts";
 import { toBatchItem } from "../segment/errors.ts";
-import { deliverAll, type LambdaConfig, redactSecrets } from "./lambda.ts";
+import { deliverAll, type LambdaConfig, type LambdaInstance, redactSecrets } from "./lambda.ts";
 
 /** What a Function URL accepts; it refuses larger requests before the function runs. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -24,11 +22,10 @@ export type WebhookResult = APIGatewayProxyStructuredResultV2 & {
 
 export async function handleWebhook(
   event: APIGatewayProxyEventV2 | null | undefined,
-  config: LambdaConfig,
+  lambda: LambdaInstance,
   runtime: Runtime,
-  delivered: RecentIds,
-  queue?: QueueClient,
 ): Promise<WebhookResult> {
+  const { config } = lambda;
   const request = readRequest(event);
   if (typeof request === "string") return reply(400, { error: request });
   if (request.method !== "POST") {
@@ -82,11 +79,11 @@ export async function handleWebhook(
   }
 
   if (Array.isArray(body)) {
-    const outcomes = await deliverAll(body, config, runtime, delivered, queue);
+    const outcomes = await deliverAll(body, lambda, runtime);
     return reply(batchStatus(outcomes), { results: outcomes.map(toBatchItem) });
   }
 
-  const [outcome] = await deliverAll([body], config, runtime, delivered, queue);
+  const [outcome] = await deliverAll([body], lambda, runtime);
   if (!outcome || outcome.kind === "delivered") return reply(200, { status: 200 });
   const status = httpStatus(outcome);
   return reply(status, { status, error: outcome.message });
