@@ -126,8 +126,9 @@ await emit({
   format: "cjs",
   platform: "node",
   target: "node20",
-  // The SDK is loaded from node_modules; fauxqs, an ES module only, is bundled.
-  external: ["@aws-sdk/*"],
+  // The SDK and dynalite (whose LevelDB binary sits in its own package) are loaded from
+  // node_modules; fauxqs, an ES module only, is bundled.
+  external: ["@aws-sdk/*", "dynalite"],
   outfile: "dist/dev/start.js",
 });
 
@@ -147,7 +148,7 @@ if (process.argv.includes("--bench")) {
     format: "esm",
     platform: "node",
     target: "node20",
-    external: ["node-fetch", "fauxqs", "@aws-sdk/*"],
+    external: ["node-fetch", "fauxqs", "@aws-sdk/*", "dynalite"],
     outfile: "dist/dev/bench.mjs",
   });
 }

@@ -18,6 +18,7 @@ import {
   CONSUMER_BUDGET_MS,
   coldStart,
   consumeQueue,
+  invocation,
   invokeDirect,
 } from "./lib/runtimes/lambda.ts";
 import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
@@ -73,19 +74,22 @@ function lambdaColdStart() {
 }
 
 /** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
-export const segment = (event: unknown) => invokeDirect(event, lambda, lambdaRuntime());
+export const segment = (event: unknown) =>
+  invocation(lambda, () => invokeDirect(event, lambda, lambdaRuntime()));
 
 /** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
 export const webhook = (event: APIGatewayProxyEventV2 | null | undefined) =>
-  handleWebhook(event, lambda, lambdaRuntime());
+  invocation(lambda, () => handleWebhook(event, lambda, lambdaRuntime()));
 
 /**
  * SQS's event source mapping invokes this with up to 10 messages. Within the function's 60 s it
  * waits up to 50 s on Refiner, at this consumer's pace.
  */
 export const deliver = (event: SQSEvent) =>
-  consumeQueue(event.Records, lambda, {
-    ...lambdaRuntime(),
-    budgetMs: CONSUMER_BUDGET_MS,
-    pace: lambda.pace,
-  });
+  invocation(lambda, () =>
+    consumeQueue(event.Records, lambda, {
+      ...lambdaRuntime(),
+      budgetMs: CONSUMER_BUDGET_MS,
+      pace: lambda.pace,
+    }),
+  );

@@ -2,11 +2,33 @@
 // sends with batching on, analytics.js events with their full context (about 1.2 KB each), so
 // that 1,000 of them make a 1.2 MB body.
 
+export type Step = [type: "identify" | "group" | "page" | "track", name: string];
+
 export interface AnalyticsBatchOptions {
   users: number;
   /** Makes messageIds and names distinct between batches. */
   seed?: string;
+  /** Each user's events, in order (default: identify, page, track, page, track). */
+  session?: Step[];
 }
+
+/**
+ * A realistic session: an identify on several page loads, a group, five pages and a track. The
+ * fewest Refiner requests it needs are 7 of its 10 events: one identify with the account, and one
+ * event per page or track.
+ */
+export const REALISTIC_SESSION: Step[] = [
+  ["identify", ""],
+  ["page", "Home"],
+  ["identify", ""],
+  ["page", "Pricing"],
+  ["group", ""],
+  ["page", "Docs"],
+  ["track", "Trial Started"],
+  ["identify", ""],
+  ["page", "Settings"],
+  ["page", "Billing"],
+];
 
 /**
  * Five events per user, in the order a session produces them: identify, page, track, page, track.
@@ -15,6 +37,7 @@ export interface AnalyticsBatchOptions {
 export function analyticsBatch({
   users,
   seed = "b1",
+  session,
 }: AnalyticsBatchOptions): Record<string, unknown>[] {
   const events: Record<string, unknown>[] = [];
   const start = Date.parse("2026-11-30T09:00:00.000Z");
@@ -22,7 +45,7 @@ export function analyticsBatch({
     const userId = `user-${seed}-${user}`;
     const email = `person${user}.${seed}@example.com`;
     const anonymousId = `5f1c${hex(user, 4)}-9a2b-4c3d-8e4f-${hex(user * 7919, 12)}`;
-    const steps: [type: string, name: string][] = [
+    const steps: Step[] = session ?? [
       ["identify", ""],
       ["page", "Pricing"],
       ["track", "Trial Started"],
@@ -79,6 +102,9 @@ export function analyticsBatch({
           createdAt: "2026-10-01T08:00:00.000Z",
           company: { id: `acct-${seed}-${user % 40}`, name: `Company ${user % 40}` },
         };
+      } else if (type === "group") {
+        event.groupId = `acct-${seed}-${user % 40}`;
+        event.traits = { name: `Company ${user % 40}`, plan: "enterprise", employees: 120 };
       } else if (type === "page") {
         event.name = name;
         event.properties = {

@@ -2,6 +2,7 @@
 // small adapter from Node's HTTP server to the Function URL event. By default the path is queued, as
 // deployed: the webhook puts events on an embedded SQS (fauxqs), and a poller plays Lambda's event
 // source mapping against the `deliver` handler. `npm start -- --direct` sends straight to Refiner.
+// Either way the delivered messageIds go to an embedded DynamoDB (dynalite), as to the stack's table.
 // With no REFINER_API_KEY it forwards to an embedded Refiner emulator and prints every call
 // Refiner would receive.
 
@@ -12,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { MAX_BODY_BYTES } from "../lib/runtimes/webhook.ts";
+import { localTableEnvironment, startLocalTable } from "./dynamodb-emulator.ts";
 import { functionUrlEvent } from "./function-url.ts";
 import { type DeliverHandler, startPoller } from "./poller.ts";
 import { startRefinerEmulator } from "./refiner-emulator.ts";
@@ -39,6 +41,11 @@ async function main(): Promise<void> {
   }
   const signed = Boolean(env.SEGMENT_SHARED_SECRET || env.SEGMENT_WEBHOOK_TOKEN);
   if (!signed) env.ALLOW_UNSIGNED_WEBHOOKS ??= "true";
+
+  // The table of delivered messageIds, as deployed: an embedded DynamoDB (dynalite).
+  const table = await startLocalTable({ root: join(__dirname, "..", "..") });
+  Object.assign(env, localTableEnvironment(table));
+  console.log(`Delivered messageIds in an embedded DynamoDB at ${table.endpoint}`);
 
   const queued = !process.argv.includes("--direct");
   let queues: LocalQueues | undefined;

@@ -4,6 +4,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { localTableEnvironment, startLocalTable } from "../local/dynamodb-emulator.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { settle } from "../local/segment-runtime.ts";
 import {
@@ -248,6 +249,28 @@ describe("segment (direct invoke)", () => {
     lambda = loadLambda();
     await lambda.segment(loadEvent("track"));
     expect(refiner.requests).toHaveLength(4);
+  });
+
+  it("with the table of delivered messageIds, sends nothing again on another instance", async () => {
+    const table = await startLocalTable();
+    try {
+      for (const [name, value] of Object.entries(localTableEnvironment(table))) {
+        vi.stubEnv(name, value);
+      }
+      lambda = loadLambda();
+      refiner.queue({ status: 503 });
+      const { error } = await settle(lambda.segment(loadEvent("track")));
+      expect(error?.constructor.name).toBe("RetryError");
+      expect((await table.items()).size).toBe(0);
+      await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });
+      expect([...(await table.items()).keys()]).toEqual([loadEvent("track").messageId]);
+
+      lambda = loadLambda();
+      await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });
+      expect(refiner.requests).toHaveLength(2);
+    } finally {
+      await table.stop();
+    }
   });
 
   it("keeps an echoed API key out of results, errors and logs", async () => {

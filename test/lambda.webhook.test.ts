@@ -123,6 +123,31 @@ describe("authentication", () => {
     ]);
   });
 
+  it("accepts the previous secret and token while they rotate, and nothing else", async () => {
+    const OLD_SECRET = "whsec_segment_shared_previous_11aa";
+    const OLD_TOKEN = "wht_previous_0b9c8d7e6f5a4b3c";
+    coldStart({
+      SEGMENT_WEBHOOK_TOKEN: TOKEN,
+      SEGMENT_SHARED_SECRET_PREVIOUS: OLD_SECRET,
+      SEGMENT_WEBHOOK_TOKEN_PREVIOUS: OLD_TOKEN,
+    });
+    expect((await post(identify, { "x-signature": sign(OLD_SECRET, identify) })).status).toBe(200);
+    expect((await post(identify, { "x-signature": sign(SECRET, identify) })).status).toBe(200);
+    expect((await post(sampleBatch, { authorization: `Bearer ${OLD_TOKEN}` })).status).toBe(200);
+    expect((await post(sampleBatch, {}, `/?token=${TOKEN}`)).status).toBe(200);
+    expect((await post(identify, { "x-signature": sign("whsec_other", identify) })).status).toBe(
+      401,
+    );
+    expect((await post(sampleBatch, { authorization: "Bearer wht_other" })).status).toBe(401);
+    // The identify once, then the batch's track and page: what was delivered is not sent again.
+    expect(refiner.requests.map((request) => request.path)).toEqual([
+      "/identify-user",
+      "/track-event",
+      "/track-event",
+    ]);
+    expect(JSON.stringify(logged)).not.toContain(OLD_TOKEN);
+  });
+
   it("accepts the token alone when no shared secret is set", async () => {
     coldStart({ SEGMENT_SHARED_SECRET: "", SEGMENT_WEBHOOK_TOKEN: TOKEN });
     expect((await post(identify, { authorization: `bearer ${TOKEN}` })).status).toBe(200);
@@ -273,13 +298,38 @@ describe("requests", () => {
     expect(refiner.requests).toHaveLength(0);
   });
 
-  it.each(["GET", "PUT", "DELETE", "OPTIONS"])("answers 405 to %s", async (method) => {
+  it.each(["GET", "DELETE", "OPTIONS", "HEAD"])("answers 405 to %s", async (method) => {
     const result = await lambda.webhook(
       webhookPost(identify, { "x-signature": sign(SECRET, identify) }, { method }),
     );
     expect(result.statusCode).toBe(405);
-    expect(result.headers).toEqual({ "content-type": "application/json", allow: "POST" });
+    expect(result.headers).toEqual({
+      "content-type": "application/json",
+      allow: "POST, PUT, PATCH",
+    });
     expect(refiner.requests).toHaveLength(0);
+  });
+
+  // Segment's Webhooks (Actions) mapping offers POST, PUT and PATCH, and drops a 405.
+  it.each(["PUT", "PATCH"])("takes %s like POST", async (method) => {
+    const result = await lambda.webhook(
+      webhookPost(identify, { "x-signature": sign(SECRET, identify) }, { method }),
+    );
+    expect(result.statusCode).toBe(200);
+    expectRefinerRequest(onlyRequest(refiner), {
+      method: "POST",
+      path: "/identify-user",
+      body: {
+        id: "userId123",
+        email: "john.doe@example.com",
+        first_name: "John",
+        last_name: "Doe",
+        plan: "trial",
+        created_at: "2026-10-28T16:02:11.000Z",
+        address_city: "San Francisco",
+        address_country: "US",
+      },
+    });
   });
 
   it.each<[string, unknown]>([
@@ -321,6 +371,7 @@ describe("outcomes (MAPPING.md, webhook column)", () => {
     ],
     ["Refiner's 429", { status: 429, headers: { "retry-after": "12" } }, loadEvent("track"), 429],
     ["Refiner's 408", { status: 408 }, loadEvent("track"), 503],
+    ["Refiner's 423", { status: 423 }, loadEvent("track"), 503],
     ["Refiner's 500", { status: 500 }, loadEvent("track"), 503],
     ["a dropped connection", { drop: true }, loadEvent("track"), 503],
   ])("answers %s with %i", async (_, reply, event, status) => {

@@ -1,11 +1,17 @@
-// Queued delivery through the built dist/lambda/handler.js, the real SDK client, the embedded SQS
-// emulator (fauxqs) and the Refiner emulator; the local poller plays Lambda's event source mapping.
+// Queued delivery through the built dist/lambda/handler.js, the real SDK clients, the embedded SQS
+// emulator (fauxqs), the table of delivered messageIds on dynalite and the Refiner emulator; the
+// local poller plays Lambda's event source mapping.
 
 import { randomUUID } from "node:crypto";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { analyticsBatch } from "../local/batches.ts";
+import { analyticsBatch, REALISTIC_SESSION } from "../local/batches.ts";
+import {
+  type LocalTable,
+  localTableEnvironment,
+  startLocalTable,
+} from "../local/dynamodb-emulator.ts";
 import { startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
@@ -17,31 +23,85 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 
 let refiner: RefinerEmulator;
 let queues: LocalQueues;
+let table: LocalTable | undefined;
 let proxy: Server;
 let proxyUrl: string;
 /** SQS calls by action, as the SDK made them (through the counting proxy). */
 const calls = new Map<string, number>();
+/** The VisibilityTimeout of each ChangeMessageVisibility call. */
+const visibilities: number[] = [];
+/** SendMessageBatch entries whose body contains this are refused as SQS refuses bad contents. */
+let refusedMarker: string | undefined;
 
-/** Forwards to fauxqs and counts each call's X-Amz-Target. */
+/**
+ * Forwards to fauxqs and counts each call's X-Amz-Target. With `refusedMarker` set, it answers
+ * for SQS that it refused the matching entries of a SendMessageBatch (a sender fault, as SQS
+ * answers InvalidMessageContents), and forwards only the others.
+ */
 async function startCountingProxy(target: string): Promise<void> {
   const { port } = new URL(target);
-  proxy = createServer((req, res) => {
+  proxy = createServer(async (req, res) => {
     const action = String(req.headers["x-amz-target"] ?? "?")
       .split(".")
       .pop() as string;
     calls.set(action, (calls.get(action) ?? 0) + 1);
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    let body = Buffer.concat(chunks);
+    if (action === "ChangeMessageVisibility") {
+      visibilities.push(
+        (JSON.parse(body.toString()) as { VisibilityTimeout: number }).VisibilityTimeout,
+      );
+    }
+    const refused: { Id: string }[] = [];
+    if (action === "SendMessageBatch" && refusedMarker) {
+      const input = JSON.parse(body.toString()) as {
+        Entries: { Id: string; MessageBody: string }[];
+      };
+      const marker = refusedMarker;
+      refused.push(...input.Entries.filter((entry) => entry.MessageBody.includes(marker)));
+      input.Entries = input.Entries.filter((entry) => !entry.MessageBody.includes(marker));
+      body = Buffer.from(JSON.stringify(input));
+      if (input.Entries.length === 0) {
+        res.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
+        res.end(JSON.stringify({ Successful: [], Failed: refused.map(refusal) }));
+        return;
+      }
+    }
     const forward = httpRequest(
-      { host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 500, answer.headers);
-        answer.pipe(res);
+      {
+        host: "127.0.0.1",
+        port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, "content-length": String(body.length) },
+      },
+      async (answer) => {
+        const parts: Buffer[] = [];
+        for await (const part of answer) parts.push(part as Buffer);
+        let text = Buffer.concat(parts).toString();
+        if (refused.length) {
+          const output = JSON.parse(text) as { Failed?: unknown[] };
+          output.Failed = [...(output.Failed ?? []), ...refused.map(refusal)];
+          text = JSON.stringify(output);
+        }
+        const headers = { ...answer.headers, "content-length": String(Buffer.byteLength(text)) };
+        res.writeHead(answer.statusCode ?? 500, headers);
+        res.end(text);
       },
     );
-    req.pipe(forward);
+    forward.end(body);
   });
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
   proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
 }
+
+const refusal = ({ Id }: { Id: string }) => ({
+  Id,
+  SenderFault: true,
+  Code: "InvalidMessageContents",
+  Message: "Invalid characters found.",
+});
 
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
@@ -49,24 +109,38 @@ beforeAll(async () => {
 afterAll(async () => {
   await refiner.close();
 });
+let logged: unknown[][];
 beforeEach(() => {
   refiner.reset();
   calls.clear();
-  captureConsole();
+  visibilities.length = 0;
+  refusedMarker = undefined;
+  logged = captureConsole();
 });
 afterEach(async () => {
   vi.unstubAllEnvs();
   vi.restoreAllMocks();
   await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
   await queues?.stop();
+  await table?.stop();
+  table = undefined;
 });
 
-/** A fresh queue pair, and a Lambda instance (cold start) configured for queued delivery. */
-async function queued(env: Record<string, string> = {}, maxReceiveCount = 30) {
+/**
+ * A fresh queue pair and table, and a Lambda instance (cold start) configured for queued delivery.
+ * The table is kept when `keepTable` is set: a later queue pair then plays the same stack after
+ * SQS's 5-minute de-duplication window.
+ */
+async function queued(env: Record<string, string> = {}, maxReceiveCount = 30, keepTable = false) {
+  if (!keepTable || !table) {
+    await table?.stop();
+    table = await startLocalTable();
+  }
   queues = await startLocalQueues({ maxReceiveCount });
   await startCountingProxy(queues.endpoint);
   const all: Record<string, string> = {
     ...localSqsEnvironment(proxyUrl),
+    ...localTableEnvironment(table),
     REFINER_API_KEY: API_KEY,
     REFINER_API_BASE_URL: refiner.url,
     SEGMENT_WEBHOOK_TOKEN: TOKEN,
@@ -80,8 +154,14 @@ async function queued(env: Record<string, string> = {}, maxReceiveCount = 30) {
   return loadLambda();
 }
 
-/** Drains the queue with `consumers` instances until Refiner has `until` requests or time is up. */
-async function drain(consumers: number, done: () => boolean, limitMs = 20_000) {
+/** Drains the queue with `consumers` instances until `done()` or time is up. */
+async function drain(
+  consumers: number,
+  done: () => boolean,
+  limitMs = 20_000,
+  env: Record<string, string> = {},
+) {
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
   const handlers = Array.from({ length: consumers }, () => loadLambda().deliver);
   const poller = startPoller({ client: queues.client, queueUrl: queues.queueUrl, handlers });
   const started = Date.now();
@@ -246,7 +326,13 @@ describe("draining", () => {
     const { Messages } = await queues.client.send(
       new ReceiveMessageCommand({ QueueUrl: queues.deadLetterUrl, MaxNumberOfMessages: 10 }),
     );
-    expect(Messages?.map((message) => JSON.parse(message.Body ?? ""))).toEqual([stuck]);
+    expect(Messages?.map((message) => JSON.parse(message.Body ?? ""))).toEqual([
+      {
+        refiner: 1,
+        call: { call: "trackEvent", body: { event: "Never Stored", id: "stuck" } },
+        events: [{ messageId: "dead-1", type: "track" }],
+      },
+    ]);
   }, 30_000);
 
   it("keeps two consumers together under REFINER_RATE_PER_MINUTE", async () => {
@@ -264,4 +350,241 @@ describe("draining", () => {
     process.stdout.write(`most requests in a 10 s window at 600 a minute, 2 consumers: ${most}\n`);
     expect(most).toBeLessThanOrEqual(110);
   }, 40_000);
+});
+
+/** Every SQS message body written so far is ASCII, as every SQS accepts it. */
+const identifies = () => refiner.requests.filter((request) => request.path === "/identify-user");
+
+describe("a refused key, a broken configuration", () => {
+  it("keeps the events through a refused API key: each waits its back-off and is delivered once the key works", async () => {
+    const lambda = await queued();
+    const events = Array.from({ length: 30 }, (_, i) => ({
+      type: "track",
+      userId: `k${i}`,
+      event: `Kept ${i}`,
+      messageId: `key-${i}`,
+    }));
+    await lambda.webhook(webhookPost(JSON.stringify(events), auth));
+    // The key is refused for 3 s, as while it is rotated or mistyped.
+    const refusedUntil = Date.now() + 3000;
+    let refused = 0;
+    refiner.respond(() => {
+      if (Date.now() >= refusedUntil) return undefined;
+      refused += 1;
+      return { status: 401, body: { error: "API key does not look valid" } };
+    });
+    const stored = () => refiner.requests.filter((request) => request.at >= refusedUntil);
+    await drain(2, () => stored().length === 30);
+    expect(refused).toBeGreaterThan(0);
+    expect(new Set(stored().map((request) => (request.body as { event: string }).event)).size).toBe(
+      30,
+    );
+    expect(stored()).toHaveLength(30);
+    // Each refused event was set aside for REFINER_RETRY_BACKOFF_SECONDS (1 s), doubling.
+    expect(visibilities.length).toBeGreaterThanOrEqual(refused);
+    expect(visibilities.every((seconds) => seconds >= 1)).toBe(true);
+    expect(await queues.count(queues.queueUrl)).toBe(0);
+    expect(await queues.count(queues.deadLetterUrl)).toBe(0);
+  }, 30_000);
+
+  it("keeps every message while the consumer has no API key, each waiting its back-off", async () => {
+    const lambda = await queued({ REFINER_RETRY_BACKOFF_SECONDS: "60" });
+    const events = Array.from({ length: 5 }, (_, i) => ({
+      type: "track",
+      userId: `m${i}`,
+      event: `Misconfigured ${i}`,
+      messageId: `mis-${i}`,
+    }));
+    await lambda.webhook(webhookPost(JSON.stringify(events), auth));
+    await drain(1, () => false, 2500, { REFINER_API_KEY: "" });
+    // Received once and set aside for 60 s, not cycled toward the dead-letter queue.
+    expect(visibilities).toEqual([60, 60, 60, 60, 60]);
+    expect(await queues.count(queues.queueUrl)).toBe(5);
+    expect(refiner.requests).toHaveLength(0);
+    // Said once per cold start, not once per message.
+    expect(logged).toContainEqual([
+      "error",
+      {
+        message: "Refiner destination misconfigured: every event is answered as retryable",
+        error:
+          "REFINER_API_KEY is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+      },
+    ]);
+  }, 30_000);
+});
+
+describe("coalescing before the queue", () => {
+  it("queues a contact's identifies and group as one message: a realistic mix costs 0.70 requests per event", async () => {
+    const lambda = await queued();
+    const events = analyticsBatch({ users: 100, seed: "mix", session: REALISTIC_SESSION });
+    expect(events).toHaveLength(1000);
+    expect((await lambda.webhook(webhookPost(JSON.stringify(events), auth))).statusCode).toBe(200);
+    expect(await queues.count(queues.queueUrl)).toBe(700);
+    await drain(2, () => trackCounts().size === 600 && identifies().length === 100);
+    expect(refiner.requests).toHaveLength(700);
+    expect(refiner.requests.length / events.length).toBeLessThanOrEqual(0.72);
+    // One identify per contact, with its traits and its account.
+    const user0 = identifies().find(
+      (request) => (request.body as { id: string }).id === "user-mix-0",
+    );
+    expect(user0?.body).toEqual({
+      first_name: "Person0",
+      last_name: "Example",
+      plan: "pro",
+      created_at: "2026-10-01T08:00:00.000Z",
+      account: { id: "acct-mix-0", name: "Company 0", plan: "enterprise", employees: 120 },
+      id: "user-mix-0",
+      email: "person0.mix@example.com",
+    });
+  }, 30_000);
+});
+
+describe("characters", () => {
+  it("queues emoji, U+FFFE and U+FFFF in a 1,000-event batch, and Refiner receives the text unchanged", async () => {
+    const lambda = await queued();
+    const events = analyticsBatch({ users: 200, seed: "chars" });
+    // A quarter of the events carry an emoji; some identifies a character SQS refuses raw.
+    events.forEach((event, index) => {
+      if (index % 4 === 1 && event.type === "track") event.event = `${event.event} 🚀`;
+      if (index % 4 === 1 && event.type === "page") event.name = `${event.name} 🎉`;
+      if (event.type === "identify" && index % 20 === 0) {
+        (event.traits as Record<string, unknown>).motto = "ship it \uffff\ufffe — ça va";
+      }
+    });
+    const result = await lambda.webhook(webhookPost(JSON.stringify(events), auth));
+    expect(result.statusCode).toBe(200);
+    expect(await queues.count(queues.queueUrl)).toBe(1000);
+    await drain(2, () => trackCounts().size === 800 && identifies().length === 200);
+    const names = [...trackCounts().keys()];
+    expect(names.filter((name) => name.endsWith(" 🚀"))).toHaveLength(
+      events.filter((event) => typeof event.event === "string" && event.event.endsWith(" 🚀"))
+        .length,
+    );
+    expect(names.some((name) => name.includes("🎉 Page"))).toBe(true);
+    const mottos = identifies().filter(
+      (request) => (request.body as { motto?: string }).motto !== undefined,
+    );
+    expect(mottos.length).toBe(50);
+    for (const request of mottos) {
+      expect((request.body as { motto: string }).motto).toBe("ship it \uffff\ufffe — ça va");
+    }
+  }, 30_000);
+
+  it("rejects for good the one event SQS refuses as a sender fault, and queues the rest", async () => {
+    const lambda = await queued();
+    refusedMarker = "Refused By SQS";
+    const events = [
+      { type: "track", userId: "u1", event: "Fine", messageId: "f1" },
+      { type: "track", userId: "u2", event: "Refused By SQS", messageId: "f2" },
+      { type: "track", userId: "u3", event: "Also Fine", messageId: "f3" },
+    ];
+    const result = await lambda.webhook(webhookPost(JSON.stringify(events), auth));
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(String(result.body))).toEqual({
+      results: [
+        { status: 200 },
+        {
+          status: 400,
+          errormessage:
+            "SQS refused the event for good, so it is not queued (InvalidMessageContents: Invalid characters found.).",
+        },
+        { status: 200 },
+      ],
+    });
+    expect(await queues.count(queues.queueUrl)).toBe(2);
+  });
+});
+
+describe("never twice", () => {
+  it("sends nothing again when Segment resends a delivered batch after SQS's 5 minutes, on another instance", async () => {
+    const first = await queued();
+    const events = analyticsBatch({ users: 20, seed: "resend" });
+    const body = JSON.stringify(events);
+    expect((await first.webhook(webhookPost(body, auth))).statusCode).toBe(200);
+    await drain(2, () => trackCounts().size === 80 && identifies().length === 20);
+    const delivered = refiner.requests.length;
+    expect(delivered).toBe(100);
+    const items = await (table as LocalTable).items();
+    expect([...items.keys()].sort()).toEqual(events.map((event) => event.messageId).sort());
+    const thirtyDays = Date.now() / 1000 + 30 * 24 * 3600;
+    for (const expiry of items.values()) expect(Math.abs(expiry - thirtyDays)).toBeLessThan(60);
+
+    // A queue with no memory of the first (SQS's window is over) and a new instance: the door finds
+    // every messageId in the table and queues nothing.
+    await queues.stop();
+    const later = await queued({}, 30, true);
+    const again = await later.webhook(webhookPost(body, auth));
+    expect(again.statusCode).toBe(200);
+    expect(JSON.parse(String(again.body)).results).toHaveLength(100);
+    expect(await queues.count(queues.queueUrl)).toBe(0);
+    expect(refiner.requests).toHaveLength(delivered);
+  }, 30_000);
+
+  it("delivers when the table cannot be reached, and logs and counts it", async () => {
+    const lambda = await queued({ AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:9" });
+    const events = Array.from({ length: 12 }, (_, i) => ({
+      type: "track",
+      userId: `t${i % 3}`,
+      event: `Untabled ${i}`,
+      messageId: `tab-${i}`,
+    }));
+    const write = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    const result = await lambda.webhook(webhookPost(JSON.stringify(events), auth));
+    const lines = write.mock.calls.map(([line]) => JSON.parse(String(line)));
+    write.mockRestore();
+    expect(result.statusCode).toBe(200);
+    expect(lines).toEqual([
+      expect.objectContaining({ Function: "local", DeliveredTableUnavailable: 1 }),
+    ]);
+    expect(lines[0]._aws.CloudWatchMetrics[0].Metrics).toContainEqual({
+      Name: "DeliveredTableUnavailable",
+      Unit: "Count",
+    });
+    expect(logged).toContainEqual([
+      "warn",
+      expect.objectContaining({
+        message: "The table of delivered messageIds could not be read: delivering anyway",
+        table: "refiner-delivered",
+      }),
+    ]);
+    await drain(1, () => trackCounts().size === 12);
+    expect(refiner.requests).toHaveLength(12);
+    expect(await queues.count(queues.queueUrl)).toBe(0);
+  }, 30_000);
+
+  it("skips, at the consumer, a message whose events the table holds", async () => {
+    // Queued by a door that could not read the table, after another consumer delivered the events.
+    const door = await queued({ AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:9" });
+    const events = Array.from({ length: 12 }, (_, i) => ({
+      type: i % 4 ? "track" : "identify",
+      userId: `c${i % 3}`,
+      event: `Copied ${i}`,
+      traits: { plan: "pro" },
+      messageId: `copy-${i}`,
+    }));
+    const { BatchWriteItemCommand, DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
+    const dynamo = new DynamoDBClient({
+      endpoint: (table as LocalTable).endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    await dynamo.send(
+      new BatchWriteItemCommand({
+        RequestItems: {
+          [(table as LocalTable).tableName]: events.map((event) => ({
+            PutRequest: { Item: { messageId: { S: event.messageId }, expiresAt: { N: "1" } } },
+          })),
+        },
+      }),
+    );
+    dynamo.destroy();
+    expect((await door.webhook(webhookPost(JSON.stringify(events), auth))).statusCode).toBe(200);
+    // Three identifies (one per contact) and nine tracks.
+    expect(await queues.count(queues.queueUrl)).toBe(12);
+    await drain(1, () => false, 3000, {
+      AWS_ENDPOINT_URL_DYNAMODB: (table as LocalTable).endpoint,
+    });
+    expect(await queues.count(queues.queueUrl)).toBe(0);
+    expect(refiner.requests).toHaveLength(0);
+  }, 30_000);
 });

@@ -88,6 +88,7 @@ describe("npm run package", () => {
       ALLOW_UNSIGNED_WEBHOOKS: "false",
       ALLOW_FIRST_EVENT_SIGNATURE: "false",
       REFINER_QUEUE_URL: QUEUE_URL,
+      REFINER_DELIVERED_TABLE: "refiner-segment-destination-dev-delivered",
     });
     // `segment` gets only what it reads: no webhook secret.
     expect(variables("SegmentLambdaFunction")).toEqual({
@@ -96,6 +97,7 @@ describe("npm run package", () => {
       REFINER_PRESERVE_TRAIT_KEYS: "false",
       REFINER_SKIP_UNCHANGED_MINUTES: "60",
       REFINER_QUEUE_URL: QUEUE_URL,
+      REFINER_DELIVERED_TABLE: "refiner-segment-destination-dev-delivered",
     });
     expect(variables("DeliverLambdaFunction")).toEqual({
       REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
@@ -103,6 +105,7 @@ describe("npm run package", () => {
       REFINER_PRESERVE_TRAIT_KEYS: "false",
       REFINER_SKIP_UNCHANGED_MINUTES: "60",
       REFINER_QUEUE_URL: QUEUE_URL,
+      REFINER_DELIVERED_TABLE: "refiner-segment-destination-dev-delivered",
       REFINER_CONSUMERS: "2",
       REFINER_RATE_PER_MINUTE: "3600",
     });
@@ -143,7 +146,22 @@ describe("npm run package", () => {
     });
   });
 
-  it("gives the doors only SendMessage and the consumer only what draining needs", () => {
+  it("declares the table of delivered messageIds on demand, with a TTL, kept when the stack goes", () => {
+    expect(template.Resources.DeliveredTable).toEqual({
+      Type: "AWS::DynamoDB::Table",
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+      Properties: {
+        TableName: "refiner-segment-destination-dev-delivered",
+        BillingMode: "PAY_PER_REQUEST",
+        AttributeDefinitions: [{ AttributeName: "messageId", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "messageId", KeyType: "HASH" }],
+        TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+      },
+    });
+  });
+
+  it("gives the doors only SendMessage, the consumer only what draining needs, and both the table", () => {
     const statements = (role: string) =>
       (
         properties(role).Policies as {
@@ -151,8 +169,14 @@ describe("npm run package", () => {
         }[]
       ).flatMap((policy) => policy.PolicyDocument.Statement);
     const queueArn = { "Fn::GetAtt": ["EventsQueue", "Arn"] };
+    const table = {
+      Effect: "Allow",
+      Action: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+      Resource: { "Fn::GetAtt": ["DeliveredTable", "Arn"] },
+    };
     expect(statements("ProducerRole")).toEqual([
       { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn },
+      table,
     ]);
     expect(statements("ConsumerRole")).toEqual([
       {
@@ -165,6 +189,7 @@ describe("npm run package", () => {
         ],
         Resource: queueArn,
       },
+      table,
     ]);
     for (const role of ["ProducerRole", "ConsumerRole"]) {
       expect(properties(role).ManagedPolicyArns).toEqual([
@@ -246,7 +271,15 @@ describe("serverless invoke local", () => {
         }),
       },
     );
-    expect(JSON.parse(stdout.slice(stdout.indexOf("{")))).toEqual({ status: 200 });
+    // First the embedded metrics: no table can be reached here, and the event is delivered anyway.
+    const [metrics, ...result] = stdout.slice(stdout.indexOf("{")).split("\n");
+    expect(JSON.parse(String(metrics))).toEqual(
+      expect.objectContaining({
+        Function: "refiner-segment-destination-dev-segment",
+        DeliveredTableUnavailable: 2,
+      }),
+    );
+    expect(JSON.parse(result.join("\n"))).toEqual({ status: 200 });
     expect(refiner.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /identify-user"]);
   }, 60_000);
 });

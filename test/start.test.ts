@@ -68,6 +68,26 @@ it("serves the webhook and prints each Refiner call it makes", async () => {
   );
 });
 
+it("takes an event with an emoji and a character SQS refuses raw, and Refiner gets them as sent", async () => {
+  const event = {
+    type: "track",
+    userId: "u-emoji",
+    event: "Launched 🚀 \uffff",
+    messageId: "start-emoji-1",
+  };
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(event),
+  });
+  expect(response.status).toBe(200);
+  const [line] = await waitFor(/Refiner ← POST \/track-event .*u-emoji.*\n/);
+  expect(JSON.parse(line.slice(line.indexOf("{")))).toEqual({
+    event: "Launched 🚀 \uffff",
+    id: "u-emoji",
+  });
+});
+
 it("prints where the pasteable function is and a ready curl line", () => {
   expect(output).toContain("No REFINER_API_KEY: forwarding to an embedded Refiner emulator");
   expect(output).toContain("dist/segment-function.js");

@@ -48,7 +48,8 @@ export function decide(
   }
   if (status === 404 && endpoint.notFoundIsSuccess) return DELIVERED;
 
-  if (status === 408 || status === 429 || (status >= 500 && status !== 501)) {
+  // 423 (locked) passes: Segment's own clients retry it too.
+  if (status === 408 || status === 423 || status === 429 || (status >= 500 && status !== 501)) {
     const wait = status === 429 && result.retryAfter ? `; Retry-After: ${result.retryAfter}` : "";
     return retry(
       say(`Refiner answered ${status} to ${request}${detail ? `: ${detail}` : ""}${wait}`),

@@ -17,7 +17,7 @@ import {
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
 import { DELIVERED, type Outcome, redact, retry } from "./outcome.ts";
-import { contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
+import { type BatchPlan, contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
 import { canonical, hash, type Remembered, type SentMemory } from "./unchanged.ts";
 
 /**
@@ -46,28 +46,51 @@ export interface Runtime {
   sent?: SentMemory;
 }
 
-export async function deliver(
+export function deliver(
   events: readonly unknown[],
   settings: Settings,
   runtime: Runtime,
   typeOf?: TypeOf,
 ): Promise<Outcome[]> {
+  return guarded(events.length, settings, () =>
+    sendEach(planBatch(events, settings, typeOf), events.length, settings, runtime),
+  );
+}
+
+/**
+ * A plan's requests through Refiner: one Outcome per planned position (`count` of them). The
+ * queue consumer calls it with the requests its messages carry, planned at the door.
+ */
+export function sendPlan(
+  plan: BatchPlan,
+  count: number,
+  settings: Settings,
+  runtime: Runtime,
+): Promise<Outcome[]> {
+  return guarded(count, settings, () => sendEach(plan, count, settings, runtime));
+}
+
+/** A bug must not become an exception a door lets Segment discard: retrying keeps the events. */
+async function guarded(
+  count: number,
+  settings: Settings,
+  work: () => Promise<Outcome[]>,
+): Promise<Outcome[]> {
   try {
-    return await deliverEach(events, settings, runtime, typeOf);
+    return await work();
   } catch (error) {
     const outcome = unexpected(error, settings.apiKey);
-    return events.map(() => outcome);
+    return Array.from({ length: count }, () => outcome);
   }
 }
 
-async function deliverEach(
-  events: readonly unknown[],
+async function sendEach(
+  { phases, failures, copies }: BatchPlan,
+  count: number,
   settings: Settings,
   runtime: Runtime,
-  typeOf: TypeOf | undefined,
 ): Promise<Outcome[]> {
-  const { phases, failures, copies } = planBatch(events, settings, typeOf);
-  const results: (Outcome | undefined)[] = new Array(events.length);
+  const results: (Outcome | undefined)[] = new Array(count);
   for (const [at, failure] of failures) results[at] = failure;
 
   const deadline = runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS);
@@ -214,7 +237,6 @@ export async function pool<T>(
   await Promise.all(workers);
 }
 
-/** A bug must not become an exception a door lets Segment discard: retrying keeps the event. */
 function unexpected(error: unknown, apiKey: string): Outcome {
   let detail: string;
   try {

@@ -98,7 +98,10 @@ export function contactOf(call: RefinerCall): string {
     : `email:${(who as { email?: unknown }).email}`;
 }
 
-/** One identify for a contact: traits in timestamp order (later wins), the latest account. */
+/**
+ * One identify for a contact: traits in timestamp order (later wins), and the latest account, with
+ * the traits earlier calls gave that same account (an identify's `company` after a group).
+ */
 function mergeIdentifies(list: Identify[]): PlannedRequest {
   const ordered = [...list].sort((a, b) => a.timestamp - b.timestamp || a.index - b.index);
   const traits = new Map<string, unknown>();
@@ -107,7 +110,7 @@ function mergeIdentifies(list: Identify[]): PlannedRequest {
   let id: unknown;
   for (const { body } of ordered) {
     for (const [key, value] of Object.entries(body)) {
-      if (key === "account") account = value;
+      if (key === "account") account = mergeAccount(account, value);
       else if (key === "email") email = value;
       else if (key === "id") id = value;
       else traits.set(key, value);
@@ -121,6 +124,12 @@ function mergeIdentifies(list: Identify[]): PlannedRequest {
     call: { call: "identifyUser", body },
     events: list.map((item) => item.index),
   };
+}
+
+/** The later account, keeping the earlier one's traits when both are the same account. */
+function mergeAccount(earlier: unknown, later: unknown): unknown {
+  if (!isPlainObject(earlier) || !isPlainObject(later) || earlier.id !== later.id) return later;
+  return Object.assign({}, earlier, later);
 }
 
 export function messageIdOf(event: unknown): string | undefined {

@@ -1,19 +1,28 @@
 // Queued delivery on an SQS FIFO queue: the Lambda doors put events on the queue (enqueue), and the
 // `deliver` Lambda drains it through the one pipeline (consume).
 //
-// - One Segment event per message. MessageGroupId is the contact, so a contact's events stay in
-//   order and one contact never holds up another. MessageDeduplicationId is the messageId (or the
-//   body), so Segment's resend of a whole batch within 5 minutes adds nothing.
-// - What can never be delivered (no contact, alias, invalid) is answered as rejected and never
-//   enqueued, exactly as the direct path answers it.
+// - The door plans the batch as direct delivery would (lib/delivery/plan.ts): a contact's
+//   identifies and groups become one message with the latest traits, carrying all of their
+//   messageIds, and every track, page or delete a message of its own (lib/queue/message.ts).
+// - MessageGroupId is the contact, so a contact's messages stay in order and one contact never holds
+//   up another. MessageDeduplicationId comes from the messageIds, so Segment's resend of a batch
+//   within 5 minutes adds nothing; after that, the table of delivered messageIds catches it.
+// - What can never be delivered (no contact, alias, invalid, refused by SQS for good) is answered
+//   as rejected and never queued, exactly as the direct path answers it.
 // - A retryable message is reported in batchItemFailures, with every later message of its group in
-//   the batch (SQS's FIFO rule), and waits a back-off before it is received again.
+//   the batch (SQS's FIFO rule), and waits a growing back-off before it is received again. A
+//   refused API key and a broken configuration wait the same way: the events stay until the key is
+//   fixed, and Segment already has its 200.
 
-import { deliver, pool, type Runtime } from "../delivery/deliver.ts";
+import { pool, type Runtime, sendPlan } from "../delivery/deliver.ts";
+import type { DeliveredIds } from "../delivery/delivered.ts";
 import { DELIVERED, type Failure, invalid, type Outcome, retry } from "../delivery/outcome.ts";
-import { contactOf, messageIdOf } from "../delivery/plan.ts";
-import { eventType, isFailure, mapEvent } from "../segment/mapping.ts";
+import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
+import { hash } from "../delivery/unchanged.ts";
+import { isFailure } from "../segment/mapping.ts";
+import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
+import { decodeMessage, encodeMessage, type QueuedEvent } from "./message.ts";
 
 export interface QueueEntry {
   Id: string;
@@ -22,18 +31,32 @@ export interface QueueEntry {
   MessageDeduplicationId: string;
 }
 
-/** The two SQS calls the destination makes itself (lib/queue/sqs.ts; tests pass the real one). */
+/** An entry SQS did not take; `permanent` when it refused it for good (a sender fault). */
+export interface EntryFailure {
+  id: string;
+  reason: string;
+  permanent: boolean;
+}
+
+/** The two SQS calls the destination makes itself (lib/aws/sqs.ts). */
 export interface QueueClient {
   /** Resolves with the entries SQS did not take; rejects when the call itself failed. */
-  sendBatch(queueUrl: string, entries: QueueEntry[]): Promise<{ id: string; reason: string }[]>;
+  sendBatch(queueUrl: string, entries: QueueEntry[]): Promise<EntryFailure[]>;
   changeVisibility(queueUrl: string, receiptHandle: string, seconds: number): Promise<void>;
 }
 
 /** SQS's limits: a message and a SendMessageBatch call each carry at most 1 MiB, 10 entries a call. */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 const BATCH_ENTRIES = 10;
-/** SendMessageBatch calls in flight at once: a 1,000-event webhook batch takes 100 of them. */
+/** SendMessageBatch calls in flight at once. */
 const BATCHES_IN_FLIGHT = 10;
+
+interface Pending {
+  entry: QueueEntry;
+  bytes: number;
+  /** The input positions of the events the message delivers. */
+  positions: number[];
+}
 
 /** Puts each deliverable event on the queue; one outcome per event, in input order. */
 export async function enqueue(
@@ -41,76 +64,195 @@ export async function enqueue(
   settings: Settings,
   client: QueueClient,
   queueUrl: string,
+  delivered: DeliveredIds,
 ): Promise<Outcome[]> {
-  const { createHash } = await import("node:crypto");
-  const hash = (text: string) => createHash("sha256").update(text).digest("hex");
   const outcomes: Outcome[] = new Array(events.length);
-  const entries: { entry: QueueEntry; index: number; bytes: number }[] = [];
-  events.forEach((event, index) => {
-    const type = eventType(event);
-    const call = typeof type === "string" ? mapEvent(type, event, settings) : type;
-    if (isFailure(call)) {
-      outcomes[index] = call;
-      return;
-    }
-    const body = JSON.stringify(event);
-    const bytes = Buffer.byteLength(body);
-    if (bytes > MAX_MESSAGE_BYTES) {
-      outcomes[index] = invalid(
-        `The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message.`,
-      );
-      return;
-    }
-    entries.push({
-      index,
-      bytes,
-      entry: {
-        Id: String(index),
-        MessageBody: body,
-        // Both at most 128 characters: hashes of the contact and of the messageId.
-        MessageGroupId: hash(contactOf(call)),
-        MessageDeduplicationId: hash(messageIdOf(event) ?? body),
-      },
-    });
+  // What Refiner already has is not queued again: Segment resends whole batches for 4 hours.
+  const ids = events.map(messageIdOf);
+  const done = await delivered.find(ids.filter((id) => id !== undefined));
+  const fresh: number[] = [];
+  ids.forEach((id, index) => {
+    if (id !== undefined && done.has(id)) outcomes[index] = DELIVERED;
+    else fresh.push(index);
   });
 
-  const batches: (typeof entries)[] = [];
-  let current: typeof entries = [];
-  let size = 0;
-  for (const item of entries) {
-    if (current.length === BATCH_ENTRIES || size + item.bytes > MAX_MESSAGE_BYTES) {
-      batches.push(current);
-      current = [];
-      size = 0;
+  const plan = planBatch(
+    fresh.map((index) => events[index]),
+    settings,
+  );
+  for (const [at, failure] of plan.failures) outcomes[fresh[at] as number] = failure;
+  const pending: Pending[] = [];
+  for (const planned of plan.phases.flat()) {
+    const positions = planned.events.map((at) => fresh[at] as number);
+    const message = toMessage(planned, positions, events);
+    if (isFailure(message)) {
+      for (const index of positions) outcomes[index] = message;
+    } else {
+      pending.push(message);
+      message.entry.Id = String(pending.length - 1);
     }
-    current.push(item);
-    size += item.bytes;
   }
-  if (current.length) batches.push(current);
 
+  await sendAll(pending, client, queueUrl, (item, outcome) => {
+    for (const index of item.positions) outcomes[index] = outcome;
+  });
+  for (const [copy, original] of plan.copies) {
+    outcomes[fresh[copy] as number] = outcomes[fresh[original] as number] as Outcome;
+  }
+  return outcomes;
+}
+
+function toMessage(
+  planned: PlannedRequest,
+  positions: number[],
+  events: readonly unknown[],
+): Pending | Failure {
+  const queued: QueuedEvent[] = positions.map((index) => {
+    const event = events[index];
+    const type = isPlainObject(event) && typeof event.type === "string" ? event.type : "unknown";
+    const messageId = messageIdOf(event);
+    return messageId === undefined ? { type } : { messageId, type };
+  });
+  const body = encodeMessage({ refiner: 1, call: planned.call, events: queued });
+  // Escaped, the body is ASCII: its length is its size in bytes.
+  if (body.length > MAX_MESSAGE_BYTES) {
+    return invalid(`The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message.`);
+  }
+  const messageIds = queued.map((event) => event.messageId);
+  return {
+    positions,
+    bytes: body.length,
+    entry: {
+      Id: "",
+      MessageBody: body,
+      // Both at most 128 characters: hashes of the contact and of the messageIds.
+      MessageGroupId: hash(contactOf(planned.call)),
+      MessageDeduplicationId: hash(
+        messageIds.every((id) => id !== undefined) ? messageIds.join("\n") : body,
+      ),
+    },
+  };
+}
+
+/**
+ * Sends the messages in SendMessageBatch calls, a contact's messages in order: a contact whose
+ * messages fit one call has them in one call, and a longer one's calls go one after another, each
+ * only once the one before it was taken whole.
+ */
+async function sendAll(
+  pending: Pending[],
+  client: QueueClient,
+  queueUrl: string,
+  answer: (item: Pending, outcome: Outcome) => void,
+): Promise<void> {
+  const batches = packBatches(pending);
+  // Whether each batch was taken whole. The pool starts batches in order, so the one a batch waits
+  // for has always started.
+  const taken: Promise<boolean>[] = [];
+  const sendOne = async ({ items, after }: Batch): Promise<boolean> => {
+    if (after !== undefined && !(await taken[after])) {
+      const outcome = retry("Not queued: an earlier event of this contact was not queued.");
+      for (const item of items) answer(item, outcome);
+      return false;
+    }
+    let failed: Map<string, EntryFailure>;
+    try {
+      const failures = await client.sendBatch(
+        queueUrl,
+        items.map((item) => item.entry),
+      );
+      failed = new Map(failures.map((failure) => [failure.id, failure]));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      failed = new Map(
+        items.map((item) => [item.entry.Id, { id: item.entry.Id, reason, permanent: false }]),
+      );
+    }
+    for (const item of items) {
+      const failure = failed.get(item.entry.Id);
+      answer(
+        item,
+        failure === undefined
+          ? DELIVERED
+          : failure.permanent
+            ? invalid(`SQS refused the event for good, so it is not queued (${failure.reason}).`)
+            : retry(`Not queued: SQS refused it (${failure.reason}).`),
+      );
+    }
+    return failed.size === 0;
+  };
   await pool(
-    batches,
-    async (batch) => {
-      let failed: Map<string, string>;
-      try {
-        const answer = await client.sendBatch(
-          queueUrl,
-          batch.map((item) => item.entry),
-        );
-        failed = new Map(answer.map((failure) => [failure.id, failure.reason]));
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        failed = new Map(batch.map((item) => [item.entry.Id, reason]));
-      }
-      for (const item of batch) {
-        const reason = failed.get(item.entry.Id);
-        outcomes[item.index] =
-          reason === undefined ? DELIVERED : retry(`Not queued: SQS refused it (${reason}).`);
-      }
+    batches.map((_, index) => index),
+    async (index) => {
+      taken[index] = sendOne(batches[index] as Batch);
+      await taken[index];
     },
     BATCHES_IN_FLIGHT,
   );
-  return outcomes;
+}
+
+interface Batch {
+  items: Pending[];
+  bytes: number;
+  /** The batch that must be taken first: the previous part of the same contact's messages. */
+  after?: number;
+}
+
+/**
+ * SendMessageBatch calls: each contact's messages whole in the first call with room for them
+ * (first fit), or, for a contact with more than a call holds, in calls of their own, chained.
+ */
+function packBatches(pending: Pending[]): Batch[] {
+  const groups = new Map<string, Pending[]>();
+  for (const item of pending) {
+    const list = groups.get(item.entry.MessageGroupId);
+    if (list) list.push(item);
+    else groups.set(item.entry.MessageGroupId, [item]);
+  }
+  const batches: Batch[] = [];
+  const fits = (batch: Batch, items: Pending[], bytes: number) =>
+    batch.items.length + items.length <= BATCH_ENTRIES && batch.bytes + bytes <= MAX_MESSAGE_BYTES;
+  for (const items of groups.values()) {
+    const parts = split(items);
+    if (parts.length === 1) {
+      const bytes = sizeOf(items);
+      const open = batches.find((batch) => fits(batch, items, bytes));
+      if (open) {
+        open.items.push(...items);
+        open.bytes += bytes;
+        continue;
+      }
+    }
+    parts.forEach((part, at) => {
+      batches.push({
+        items: part,
+        bytes: sizeOf(part),
+        ...(at > 0 ? { after: batches.length - 1 } : {}),
+      });
+    });
+  }
+  return batches;
+}
+
+/** A contact's messages in parts that each fit one call. */
+function split(items: Pending[]): Pending[][] {
+  const parts: Pending[][] = [[]];
+  let bytes = 0;
+  for (const item of items) {
+    const part = parts[parts.length - 1] as Pending[];
+    if (part.length === BATCH_ENTRIES || bytes + item.bytes > MAX_MESSAGE_BYTES) {
+      parts.push([item]);
+      bytes = item.bytes;
+    } else {
+      part.push(item);
+      bytes += item.bytes;
+    }
+  }
+  return parts;
+}
+
+function sizeOf(items: Pending[]): number {
+  return items.reduce((total, item) => total + item.bytes, 0);
 }
 
 /** An SQS message as the event source mapping hands it to the function. */
@@ -126,36 +268,67 @@ export const FIRST_BACKOFF_SECONDS = 30;
 /** The longest SQS lets a message wait (ChangeMessageVisibility). */
 export const MAX_BACKOFF_SECONDS = 12 * 60 * 60;
 
-export interface Consumed {
-  batchItemFailures: { itemIdentifier: string }[];
-  /** Per record, its event (undefined when the body is not JSON) and what became of it. */
-  events: unknown[];
-  outcomes: Outcome[];
-}
-
-/** One batch from the queue through the pipeline; what may succeed later is reported and delayed. */
+/**
+ * One batch from the queue through the pipeline: per record, the events its message delivers (none
+ * when it cannot be read) and what became of them. Messages whose events were all delivered before
+ * are not sent again; what Refiner takes is recorded.
+ */
 export async function consume(
   records: readonly QueueRecord[],
   settings: Settings,
   runtime: Runtime,
+  delivered: DeliveredIds,
+): Promise<{ events: QueuedEvent[][]; outcomes: Outcome[] }> {
+  const messages = records.map((record) => decodeMessage(record.body, settings));
+  const events = messages.map((message) => (isFailure(message) ? [] : message.events));
+  const idsOf = (index: number) =>
+    (events[index] ?? []).flatMap((event) => (event.messageId ? [event.messageId] : []));
+  const done = await delivered.find(records.flatMap((_, index) => idsOf(index)));
+  const isDone = (index: number) => {
+    const ids = idsOf(index);
+    return ids.length > 0 && ids.every((id) => done.has(id));
+  };
+
+  // One phase, in the queue's order: the pipeline keeps each contact's requests in that order.
+  const requests: PlannedRequest[] = [];
+  const failures = new Map<number, Failure>();
+  messages.forEach((message, index) => {
+    if (isFailure(message)) failures.set(index, message);
+    else if (!isDone(index)) requests.push({ call: message.call, events: [index] });
+  });
+  const sent = await sendPlan(
+    { phases: [requests], failures, copies: [] },
+    records.length,
+    settings,
+    runtime,
+  );
+  const outcomes = sent.map((outcome, index) =>
+    isDone(index)
+      ? DELIVERED
+      : // The fix for a refused key is to fix the key: the events wait for it.
+        outcome.kind === "rejected" && outcome.reason === "api-key"
+        ? retry(outcome.message)
+        : outcome,
+  );
+  await delivered.record(
+    requests.flatMap(({ events: [index] }) =>
+      outcomes[index as number]?.kind === "delivered" ? idsOf(index as number) : [],
+    ),
+  );
+  return { events, outcomes };
+}
+
+/**
+ * The batch's answer to SQS: what is to be retried, with every later message of its group (SQS's
+ * FIFO rule), each retried message made invisible for its back-off.
+ */
+export async function retryLater(
+  records: readonly QueueRecord[],
+  outcomes: readonly Outcome[],
   client: QueueClient,
   queueUrl: string,
   firstBackoffSeconds = FIRST_BACKOFF_SECONDS,
-): Promise<Consumed> {
-  const events: unknown[] = [];
-  const unreadable = new Map<number, Failure>();
-  records.forEach((record, index) => {
-    try {
-      events.push(JSON.parse(record.body));
-    } catch {
-      events.push(undefined);
-      unreadable.set(index, invalid("The message body is not JSON."));
-    }
-  });
-  const delivered = await deliver(events, settings, runtime);
-  const outcomes = delivered.map((outcome, index) => unreadable.get(index) ?? outcome);
-
-  // SQS's FIFO rule: after a failed message, every later one of its group is failed too.
+): Promise<{ itemIdentifier: string }[]> {
   const failedGroups = new Set<string>();
   const failures: { itemIdentifier: string }[] = [];
   const delays: Promise<void>[] = [];
@@ -166,13 +339,7 @@ export async function consume(
       failedGroups.add(group);
       failures.push({ itemIdentifier: record.messageId });
       const receives = Number(record.attributes.ApproximateReceiveCount ?? 1) || 1;
-      // SQS takes whole seconds.
-      const seconds = Math.ceil(
-        Math.min(
-          MAX_BACKOFF_SECONDS,
-          Math.max(firstBackoffSeconds * 2 ** (receives - 1), outcome.retryAfterSeconds ?? 0),
-        ),
-      );
+      const seconds = backoffSeconds(receives, firstBackoffSeconds, outcome.retryAfterSeconds);
       delays.push(
         client.changeVisibility(queueUrl, record.receiptHandle, seconds).catch(() => {
           // The message still comes back, after the queue's own visibility timeout.
@@ -183,5 +350,15 @@ export async function consume(
     }
   });
   await Promise.all(delays);
-  return { batchItemFailures: failures, events, outcomes };
+  return failures;
+}
+
+/**
+ * The wait before the `tries`-th try is followed by another: `first` seconds doubling, at least
+ * Retry-After, at most MAX_BACKOFF_SECONDS; whole seconds, as SQS takes them.
+ */
+export function backoffSeconds(tries: number, first: number, retryAfterSeconds = 0): number {
+  return Math.ceil(
+    Math.min(MAX_BACKOFF_SECONDS, Math.max(first * 2 ** (tries - 1), retryAfterSeconds)),
+  );
 }

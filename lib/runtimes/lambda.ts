@@ -2,11 +2,20 @@
 // which invokes the function with the Segment event itself. Configuration comes from the
 // environment (docs/mapping.md, "Settings"), read and checked once per cold start by handler.ts.
 
+import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
+import { sqsQueueClient } from "../aws/sqs.ts";
 import { deliver, type Runtime } from "../delivery/deliver.ts";
-import { DELIVERED, type Failure, type Outcome, redact, retry } from "../delivery/outcome.ts";
+import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
+import {
+  DELIVERED,
+  describe,
+  type Failure,
+  type Outcome,
+  redact,
+  retry,
+} from "../delivery/outcome.ts";
 import { tokenBucket } from "../delivery/pace.ts";
 import { messageIdOf } from "../delivery/plan.ts";
-import { type RecentIds, recentIds } from "../delivery/recent-ids.ts";
 import { mapMemory, type SentMemory } from "../delivery/unchanged.ts";
 import {
   consume,
@@ -14,9 +23,10 @@ import {
   FIRST_BACKOFF_SECONDS,
   type QueueClient,
   type QueueRecord,
+  retryLater,
 } from "../queue/queue.ts";
-import { sqsQueueClient } from "../queue/sqs.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
+import { isPlainObject } from "../segment/traits.ts";
 import {
   LAMBDA_ENVIRONMENT,
   parseSettings,
@@ -24,15 +34,22 @@ import {
   type SettingsResult,
   settingsFromEnvironment,
 } from "../settings.ts";
+import { embeddedMetrics, type Metrics } from "./metrics.ts";
 
 export type Environment = Record<string, string | undefined>;
 
 export interface LambdaConfig {
   settings: SettingsResult;
-  /** The Webhooks destination's shared secret; empty when unset. */
-  sharedSecret: string;
-  /** A token Segment sends with every webhook request (header or URL); empty when unset. */
-  webhookToken: string;
+  /**
+   * The Webhooks destination's shared secrets: SEGMENT_SHARED_SECRET, then during a rotation
+   * SEGMENT_SHARED_SECRET_PREVIOUS; none when unset.
+   */
+  sharedSecrets: string[];
+  /**
+   * Tokens Segment sends with every webhook request (header or URL): SEGMENT_WEBHOOK_TOKEN, then
+   * during a rotation SEGMENT_WEBHOOK_TOKEN_PREVIOUS; none when unset.
+   */
+  webhookTokens: string[];
   allowUnsignedWebhooks: boolean;
   /** Let a batch in on its first event's signature alone, as Segment signs batches. */
   allowFirstEventSignature: boolean;
@@ -42,6 +59,8 @@ export interface LambdaConfig {
   consumerRatePerMinute: number;
   /** REFINER_RETRY_BACKOFF_SECONDS: a retryable message's first wait; it doubles at each receive. */
   firstBackoffSeconds: number;
+  /** REFINER_DELIVERED_TABLE: the DynamoDB table of delivered messageIds; empty for none. */
+  deliveredTable: string;
 }
 
 /** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
@@ -66,10 +85,13 @@ export function configFromEnvironment(env: Environment): LambdaConfig {
   return {
     settings: problem && settings.ok ? { ok: false, message: problem } : settings,
     queueUrl: env.REFINER_QUEUE_URL?.trim() ?? "",
+    deliveredTable: env.REFINER_DELIVERED_TABLE?.trim() ?? "",
     consumerRatePerMinute: (rate ?? DEFAULT_RATE_PER_MINUTE) / (consumers ?? DEFAULT_CONSUMERS),
     firstBackoffSeconds: backoff ?? FIRST_BACKOFF_SECONDS,
-    sharedSecret: env.SEGMENT_SHARED_SECRET ?? "",
-    webhookToken: env.SEGMENT_WEBHOOK_TOKEN?.trim() ?? "",
+    sharedSecrets: present(env.SEGMENT_SHARED_SECRET, env.SEGMENT_SHARED_SECRET_PREVIOUS),
+    webhookTokens: present(env.SEGMENT_WEBHOOK_TOKEN, env.SEGMENT_WEBHOOK_TOKEN_PREVIOUS).map(
+      (token) => token.trim(),
+    ),
     allowUnsignedWebhooks: isTrue(env.ALLOW_UNSIGNED_WEBHOOKS),
     allowFirstEventSignature: isTrue(env.ALLOW_FIRST_EVENT_SIGNATURE),
   };
@@ -79,6 +101,11 @@ function positiveNumber(value: string | undefined, fallback: number): number | u
   if (value === undefined || value.trim() === "") return fallback;
   const number = Number(value);
   return Number.isFinite(number) && number > 0 ? number : undefined;
+}
+
+/** The values that are set, in order. */
+function present(...values: (string | undefined)[]): string[] {
+  return values.filter((value): value is string => Boolean(value?.trim()));
 }
 
 function isTrue(value: string | undefined): boolean {
@@ -101,7 +128,7 @@ function logConfigProblem(config: LambdaConfig): void {
 /** Removes the API key and every other secret of the configuration from a message. */
 export function redactSecrets(message: string, config: LambdaConfig): string {
   const apiKey = config.settings.ok ? config.settings.settings.apiKey : "";
-  return [apiKey, config.sharedSecret, config.webhookToken].reduce(
+  return [apiKey, ...config.sharedSecrets, ...config.webhookTokens].reduce(
     (text, secret) => redact(text, secret),
     message,
   );
@@ -110,8 +137,9 @@ export function redactSecrets(message: string, config: LambdaConfig): string {
 /** What one Lambda instance builds at its cold start and keeps for every invocation. */
 export interface LambdaInstance {
   config: LambdaConfig;
-  /** The messageIds this instance delivered (direct mode). */
-  delivered: RecentIds;
+  /** The messageIds Refiner took: this instance's memory and the shared table. */
+  delivered: DeliveredIds;
+  metrics: Metrics;
   /** Queued mode: the SQS client. */
   queue: QueueClient | undefined;
   /** The queue consumer's pace. */
@@ -123,9 +151,22 @@ export interface LambdaInstance {
 export function coldStart(env: Environment): LambdaInstance {
   const config = configFromEnvironment(env);
   logConfigProblem(config);
+  const metrics = embeddedMetrics(env.AWS_LAMBDA_FUNCTION_NAME ?? "local");
+  const table = config.deliveredTable
+    ? dynamoDeliveredTable(config.deliveredTable, env)
+    : undefined;
   return {
     config,
-    delivered: recentIds(),
+    metrics,
+    delivered: deliveredIds(table, (action, error) => {
+      // A duplicate is better than a loss: delivery goes on without the table.
+      metrics.count("DeliveredTableUnavailable");
+      console.warn({
+        message: `The table of delivered messageIds could not ${action === "find" ? "be read: delivering anyway" : "be written"}`,
+        table: config.deliveredTable,
+        error: describe(error),
+      });
+    }),
     queue: config.queueUrl ? sqsQueueClient(env) : undefined,
     // Each consumer may start a tenth of a second's worth at once (a batch arrives at once); that
     // burst is taken out of its share over 10 s, so that all consumers together stay within
@@ -133,6 +174,15 @@ export function coldStart(env: Environment): LambdaInstance {
     pace: tokenBucket(config.consumerRatePerMinute * 0.99).take,
     sent: mapMemory(),
   };
+}
+
+/** Runs one invocation and writes what it counted, whatever its end. */
+export async function invocation<T>(lambda: LambdaInstance, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    lambda.metrics.flush();
+  }
 }
 
 export type DirectResult = { status: number; error?: string };
@@ -169,23 +219,24 @@ export async function deliverAll(
   if (!settings.ok) return events.map(() => retry(settings.message));
   const outcomes =
     config.queueUrl && queue
-      ? await enqueue(events, settings.settings, queue, config.queueUrl)
+      ? await enqueue(events, settings.settings, queue, config.queueUrl, delivered)
       : await deliverOnce(events, settings.settings, runtime, delivered);
-  return logged(outcomes, events, config);
+  return logged(outcomes, described(events), config);
 }
 
-/** Events this instance delivered before are answered as delivered, and not sent again. */
+/** Events delivered before are answered as delivered, and not sent again. */
 async function deliverOnce(
   events: readonly unknown[],
   settings: Settings,
   runtime: Runtime,
-  delivered: RecentIds,
+  delivered: DeliveredIds,
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = new Array(events.length);
   const positions: number[] = [];
-  events.forEach((event, index) => {
-    const id = messageIdOf(event);
-    if (id !== undefined && delivered.has(id)) outcomes[index] = DELIVERED;
+  const ids = events.map(messageIdOf);
+  const done = await delivered.find(ids.filter((id) => id !== undefined));
+  ids.forEach((id, index) => {
+    if (id !== undefined && done.has(id)) outcomes[index] = DELIVERED;
     else positions.push(index);
   });
   const sent = await deliver(
@@ -193,32 +244,42 @@ async function deliverOnce(
     settings,
     runtime,
   );
+  const took: string[] = [];
   sent.forEach((outcome, at) => {
     const index = positions[at] as number;
     outcomes[index] = outcome;
-    const id = messageIdOf(events[index]);
-    if (outcome.kind === "delivered" && id !== undefined) delivered.add(id);
+    const id = ids[index];
+    if (outcome.kind === "delivered" && id !== undefined) took.push(id);
   });
+  await delivered.record(took);
   return outcomes;
 }
 
 /** Every failure logged once, its message cleared of the configuration's secrets. */
-function logged(outcomes: Outcome[], events: readonly unknown[], config: LambdaConfig): Outcome[] {
+function logged(
+  outcomes: Outcome[],
+  events: readonly { type?: unknown; messageId?: unknown }[][],
+  config: LambdaConfig,
+): Outcome[] {
   return outcomes.map((outcome, index) => {
     if (outcome.kind === "delivered") return outcome;
     // The key is already out of every message; the webhook's secrets must be too.
     const safe = { ...outcome, message: redactSecrets(outcome.message, config) };
-    logFailure(safe, events[index]);
+    for (const event of events[index] ?? [{}]) logFailure(safe, event);
     return safe;
   });
 }
 
+/** The type and messageId of each Segment event, for logs: never its contents. */
+function described(events: readonly unknown[]): { type?: unknown; messageId?: unknown }[][] {
+  return events.map((event) => [isPlainObject(event) ? event : {}]);
+}
+
 /** One JSON log line per failed event, without the event's contents (they may be personal data). */
-function logFailure(outcome: Failure, event: unknown): void {
-  const { type, messageId } = (event && typeof event === "object" ? event : {}) as Record<
-    string,
-    unknown
-  >;
+function logFailure(
+  outcome: Failure,
+  { type, messageId }: { type?: unknown; messageId?: unknown },
+): void {
   const line = {
     message:
       outcome.kind === "retry" ? "Refiner delivery will be retried" : "Event rejected for Refiner",
@@ -233,26 +294,32 @@ function logFailure(outcome: Failure, event: unknown): void {
 
 /**
  * The queue consumer: a batch from SQS's event source mapping through the one pipeline, paced to
- * this consumer's share of the rate. Answers `batchItemFailures` for what may succeed later.
+ * this consumer's share of the rate. Answers `batchItemFailures` for what may succeed later, each
+ * made to wait its back-off; a broken configuration waits the same way until it is fixed.
  */
 export async function consumeQueue(
   records: readonly QueueRecord[],
-  { config, queue }: LambdaInstance,
+  { config, queue, delivered }: LambdaInstance,
   runtime: Runtime,
 ): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
   const { settings } = config;
-  if (!settings.ok || !queue || !config.queueUrl) {
-    // Nothing can be delivered until the configuration is fixed: every message comes back.
+  if (!queue || !config.queueUrl) {
+    // Without the queue's URL no message can be made to wait: each comes back after the queue's
+    // visibility timeout. serverless.yml always sets it.
+    console.error({ message: "REFINER_QUEUE_URL is not set: every message comes back" });
     return { batchItemFailures: records.map((record) => ({ itemIdentifier: record.messageId })) };
   }
-  const { batchItemFailures, events, outcomes } = await consume(
+  // A broken configuration is logged once per cold start (logConfigProblem), not per message.
+  const { events, outcomes } = settings.ok
+    ? await consume(records, settings.settings, runtime, delivered)
+    : { events: records.map(() => []), outcomes: records.map(() => retry(settings.message)) };
+  logged(outcomes, events, config);
+  const batchItemFailures = await retryLater(
     records,
-    settings.settings,
-    runtime,
+    outcomes,
     queue,
     config.queueUrl,
     config.firstBackoffSeconds,
   );
-  logged(outcomes, events, config);
   return { batchItemFailures };
 }

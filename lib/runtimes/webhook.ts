@@ -28,15 +28,19 @@ export async function handleWebhook(
   const { config } = lambda;
   const request = readRequest(event);
   if (typeof request === "string") return reply(400, { error: request });
-  if (request.method !== "POST") {
-    return reply(405, { error: "Only POST is accepted." }, { allow: "POST" });
+  // Segment's Webhooks destination sends with the mapping's method: POST, PUT or PATCH.
+  if (!ACCEPTED_METHODS.includes(request.method)) {
+    return reply(
+      405,
+      { error: `Only ${ACCEPTED_METHODS.join(", ")} are accepted.` },
+      { allow: ACCEPTED_METHODS.join(", ") },
+    );
   }
   if (request.body.length > MAX_BODY_BYTES) {
     return reply(413, { error: `The body is larger than ${MAX_BODY_BYTES} bytes.` });
   }
 
-  const { sharedSecret, webhookToken } = config;
-  if (!sharedSecret && !webhookToken && !config.allowUnsignedWebhooks) {
+  if (!isSigned(config) && !config.allowUnsignedWebhooks) {
     // A public URL without a secret would let anyone write into the customer's Refiner. 503 makes
     // Segment keep the events while the secret is being set.
     console.error({
@@ -89,6 +93,12 @@ export async function handleWebhook(
   return reply(status, { status, error: outcome.message });
 }
 
+const ACCEPTED_METHODS = ["POST", "PUT", "PATCH"];
+
+function isSigned(config: LambdaConfig): boolean {
+  return config.sharedSecrets.length > 0 || config.webhookTokens.length > 0;
+}
+
 const FIRST_EVENT_ONLY =
   "Webhook batch refused with 503 so that Segment keeps it: only its first event is signed, so the rest is not authenticated. Set SEGMENT_WEBHOOK_TOKEN and add ?token=<the token> to the Webhooks destination's URL (or send it as the header Authorization: Bearer <the token>), or turn batching off.";
 
@@ -137,17 +147,18 @@ function readRequest(event: APIGatewayProxyEventV2 | null | undefined): WebhookR
 }
 
 /**
- * Whether the whole request comes from Segment: by the token, or by a signature over the whole
- * body. A batch signed over its first event only comes from Segment, but its tail could have been
- * appended by anyone who saw one signed event.
+ * Whether the whole request comes from Segment: by a token, or by a signature over the whole body,
+ * with the current secret or, during a rotation, the previous one. A batch signed over its first
+ * event only comes from Segment, but its tail could have been appended by anyone who saw one signed
+ * event.
  */
 async function authenticate(
   request: WebhookRequest,
   body: unknown,
   config: LambdaConfig,
 ): Promise<"authenticated" | "first event only" | "refused"> {
-  const { sharedSecret, webhookToken } = config;
-  if (!sharedSecret && !webhookToken) return "authenticated"; // ALLOW_UNSIGNED_WEBHOOKS, checked before
+  const { sharedSecrets, webhookTokens } = config;
+  if (!isSigned(config)) return "authenticated"; // ALLOW_UNSIGNED_WEBHOOKS, checked before
   // Loaded on first use: requiring it at module load added 5–10 % to the Lambda's cold start.
   const { createHash, createHmac, timingSafeEqual } = await import("node:crypto");
   /** Constant time whatever the lengths: digests of equal length are compared. */
@@ -155,13 +166,16 @@ async function authenticate(
     const digest = (text: string) => createHash("sha256").update(text).digest();
     return timingSafeEqual(digest(given), digest(expected));
   };
-  if (webhookToken && request.tokens.some((token) => sameSecret(token, webhookToken))) {
-    return "authenticated";
-  }
-  if (!sharedSecret || !request.signature) return "refused";
+  const tokenMatches = request.tokens.some((token) =>
+    webhookTokens.some((expected) => sameSecret(token, expected)),
+  );
+  if (tokenMatches) return "authenticated";
+  if (!sharedSecrets.length || !request.signature) return "refused";
   const given = request.signature.trim().toLowerCase();
   const signs = (data: Buffer | string) =>
-    sameSecret(given, createHmac("sha1", sharedSecret).update(data).digest("hex"));
+    sharedSecrets.some((secret) =>
+      sameSecret(given, createHmac("sha1", secret).update(data).digest("hex")),
+    );
   if (signs(request.body)) return "authenticated";
   if (!Array.isArray(body) || body.length === 0) return "refused";
   let first: string;

@@ -3,7 +3,7 @@
 // embedded emulator) is given to the client explicitly: otherwise the SDK sends each request to
 // the queue URL's host, which for a local emulator does not resolve.
 
-import type { QueueClient } from "./queue.ts";
+import type { QueueClient } from "../queue/queue.ts";
 
 export function sqsQueueClient(env: Record<string, string | undefined>): QueueClient {
   // Required here, not imported at the top: only a queued deployment loads the SDK at cold start.
@@ -20,6 +20,9 @@ export function sqsQueueClient(env: Record<string, string | undefined>): QueueCl
       return (answer.Failed ?? []).map((failure) => ({
         id: failure.Id ?? "",
         reason: `${failure.Code ?? "error"}: ${failure.Message ?? ""}`,
+        // A sender fault is the entry's own (InvalidMessageContents, too large, …): sending it
+        // again cannot help. Throttling is the exception.
+        permanent: failure.SenderFault === true && !/throttl/i.test(failure.Code ?? ""),
       }));
     },
     async changeVisibility(queueUrl, receiptHandle, seconds) {
