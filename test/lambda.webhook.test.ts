@@ -7,7 +7,13 @@ import {
   type Reply,
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
-import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
+import {
+  API_KEY,
+  expectRefinerRequest,
+  loadEvent,
+  onlyRequest,
+  SEED_IDENTIFY_REQUEST,
+} from "./support/fixtures.ts";
 import {
   captureConsole,
   type LambdaHandlers,
@@ -316,20 +322,7 @@ describe("requests", () => {
       webhookPost(identify, { "x-signature": sign(SECRET, identify) }, { method }),
     );
     expect(result.statusCode).toBe(200);
-    expectRefinerRequest(onlyRequest(refiner), {
-      method: "POST",
-      path: "/identify-user",
-      body: {
-        id: "userId123",
-        email: "john.doe@example.com",
-        first_name: "John",
-        last_name: "Doe",
-        plan: "trial",
-        created_at: "2026-10-28T16:02:11.000Z",
-        address_city: "San Francisco",
-        address_country: "US",
-      },
-    });
+    expectRefinerRequest(onlyRequest(refiner), SEED_IDENTIFY_REQUEST);
   });
 
   it.each<[string, unknown]>([

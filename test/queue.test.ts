@@ -173,6 +173,16 @@ async function drain(
 
 const trackCounts = () => countTracks(refiner.requests);
 
+/** Tracks of `count` users, one each: `{userId: user + i, event: name + " " + i, messageId: id + i}`. */
+function tracks(count: number, user: string, name: string, id: string) {
+  return Array.from({ length: count }, (_, i) => ({
+    type: "track",
+    userId: `${user}${i}`,
+    event: `${name} ${i}`,
+    messageId: `${id}${i}`,
+  }));
+}
+
 describe("accepting", () => {
   it("queues a 1,000-event, 1.2 MB batch in 100 SendMessageBatch calls or fewer, and answers 200", async () => {
     const lambda: LambdaHandlers = await queued();
@@ -265,12 +275,7 @@ describe("draining", () => {
 
   it("loses and duplicates nothing through a 429 storm: the messages come back after their delay", async () => {
     const lambda = await queued();
-    const events = Array.from({ length: 60 }, (_, i) => ({
-      type: "track",
-      userId: `u${i}`,
-      event: `Storm ${i}`,
-      messageId: `s${i}`,
-    }));
+    const events = tracks(60, "u", "Storm", "s");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
     const stormUntil = Date.now() + 5000;
     let throttled = 0;
@@ -301,12 +306,7 @@ describe("draining", () => {
   it("moves a contact that always fails to the dead-letter queue, intact, and delivers the others", async () => {
     const lambda = await queued({}, 3);
     const stuck = { type: "track", userId: "stuck", event: "Never Stored", messageId: "dead-1" };
-    const others = Array.from({ length: 20 }, (_, i) => ({
-      type: "track",
-      userId: `ok${i}`,
-      event: `Fine ${i}`,
-      messageId: `ok-${i}`,
-    }));
+    const others = tracks(20, "ok", "Fine", "ok-");
     await lambda.webhook(webhookPost(JSON.stringify([stuck, ...others]), auth));
     refiner.respond((request) =>
       (request.body as { id?: string }).id === "stuck" ? { status: 500 } : undefined,
@@ -337,12 +337,7 @@ describe("draining", () => {
 
   it("keeps two consumers together under REFINER_RATE_PER_MINUTE", async () => {
     const lambda = await queued({ REFINER_RATE_PER_MINUTE: "600", REFINER_CONSUMERS: "2" });
-    const events = Array.from({ length: 110 }, (_, i) => ({
-      type: "track",
-      userId: `r${i}`,
-      event: `Paced ${i}`,
-      messageId: `p${i}`,
-    }));
+    const events = tracks(110, "r", "Paced", "p");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
     await drain(2, () => trackCounts().size === 110, 25_000);
     expect(trackCounts().size).toBe(110);
@@ -352,18 +347,13 @@ describe("draining", () => {
   }, 40_000);
 });
 
-/** Every SQS message body written so far is ASCII, as every SQS accepts it. */
+/** The identify requests Refiner received. */
 const identifies = () => refiner.requests.filter((request) => request.path === "/identify-user");
 
 describe("a refused key, a broken configuration", () => {
   it("keeps the events through a refused API key: each waits its back-off and is delivered once the key works", async () => {
     const lambda = await queued();
-    const events = Array.from({ length: 30 }, (_, i) => ({
-      type: "track",
-      userId: `k${i}`,
-      event: `Kept ${i}`,
-      messageId: `key-${i}`,
-    }));
+    const events = tracks(30, "k", "Kept", "key-");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
     // The key is refused for 3 s, as while it is rotated or mistyped.
     const refusedUntil = Date.now() + 3000;
@@ -389,12 +379,7 @@ describe("a refused key, a broken configuration", () => {
 
   it("keeps every message while the consumer has no API key, each waiting its back-off", async () => {
     const lambda = await queued({ REFINER_RETRY_BACKOFF_SECONDS: "60" });
-    const events = Array.from({ length: 5 }, (_, i) => ({
-      type: "track",
-      userId: `m${i}`,
-      event: `Misconfigured ${i}`,
-      messageId: `mis-${i}`,
-    }));
+    const events = tracks(5, "m", "Misconfigured", "mis-");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
     await drain(1, () => false, 2500, { REFINER_API_KEY: "" });
     // Received once and set aside for 60 s, not cycled toward the dead-letter queue.

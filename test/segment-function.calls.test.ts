@@ -15,6 +15,7 @@ import {
   loadEvent,
   onlyRequest,
   SEED_GROUP_REQUEST,
+  SEED_IDENTIFY_REQUEST,
 } from "./support/fixtures.ts";
 
 let refiner: RefinerEmulator;
@@ -44,20 +45,7 @@ describe("identify", () => {
   it("sends the seed identify as a contact with normalized traits, id and email", async () => {
     await expect(handlers.onIdentify(loadEvent("identify"), settings)).resolves.toBeUndefined();
     const request = onlyRequest(refiner);
-    expectRefinerRequest(request, {
-      method: "POST",
-      path: "/identify-user",
-      body: {
-        first_name: "John",
-        last_name: "Doe",
-        plan: "trial",
-        created_at: "2026-10-28T16:02:11.000Z",
-        address_city: "San Francisco",
-        address_country: "US",
-        id: "userId123",
-        email: "john.doe@example.com",
-      },
-    });
+    expectRefinerRequest(request, SEED_IDENTIFY_REQUEST);
     // id and email are written last, and anonymousId is never sent.
     expect(Object.keys(request.body as object).slice(-2)).toEqual(["id", "email"]);
     expect(JSON.stringify(request.body)).not.toContain("507f191e810c19729de860ea");

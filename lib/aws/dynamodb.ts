@@ -17,13 +17,31 @@ const WRITE_ITEMS = 25;
 /** Unprocessed keys or items (DynamoDB's throttling) are tried again this many times. */
 const ATTEMPTS = 3;
 
+/** The table, its client built on first use. */
 export function dynamoDeliveredTable(
   tableName: string,
   env: Record<string, string | undefined>,
   now: () => number = Date.now,
 ): DeliveredTable {
-  // Required here, not imported at the top: only a deployment with the table loads the SDK. The
-  // Lambda runtime ships it; the bundle leaves it external.
+  let table: DeliveredTable | undefined;
+  const built = () => {
+    table ??= buildTable(tableName, env, now);
+    return table;
+  };
+  return {
+    find: (ids) => built().find(ids),
+    record: (ids) => built().record(ids),
+  };
+}
+
+function buildTable(
+  tableName: string,
+  env: Record<string, string | undefined>,
+  now: () => number,
+): DeliveredTable {
+  // Required on first use, not imported at the top: a direct-mode cold start stays as light as it
+  // was without the table (README, "Performance"), and its first event pays for the SDK instead.
+  // The Lambda runtime ships the SDK; the bundle leaves it external.
   const { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient } =
     require("@aws-sdk/client-dynamodb") as typeof import("@aws-sdk/client-dynamodb");
   const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;

@@ -8,6 +8,22 @@ export function loadEvent(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
 }
 
+/** What the seed identify (events/identify.json) becomes. */
+export const SEED_IDENTIFY_REQUEST = {
+  method: "POST",
+  path: "/identify-user",
+  body: {
+    first_name: "John",
+    last_name: "Doe",
+    plan: "trial",
+    created_at: "2026-10-28T16:02:11.000Z",
+    address_city: "San Francisco",
+    address_country: "US",
+    id: "userId123",
+    email: "john.doe@example.com",
+  },
+};
+
 /** What the seed group (events/group.json, the documented Initech example) becomes. */
 export const SEED_GROUP_REQUEST = {
   method: "POST",
