@@ -5,7 +5,7 @@
 // - segment, webhook: AWS Lambda handlers (serverless.yml), configured from the environment. With
 //   REFINER_QUEUE_URL set they put events on the SQS queue, and `deliver` drains it.
 
-import type { APIGatewayProxyEventV2, SQSEvent } from "aws-lambda";
+import type { APIGatewayProxyEventV2, Context, SQSEvent } from "aws-lambda";
 import type { Runtime } from "./lib/delivery/deliver.ts";
 import {
   mapMemory,
@@ -13,14 +13,8 @@ import {
   type SentMemory,
   segmentCacheMemory,
 } from "./lib/delivery/unchanged.ts";
-import { boundedFetch, type Fetch } from "./lib/refiner/client.ts";
-import {
-  CONSUMER_BUDGET_MS,
-  coldStart,
-  consumeQueue,
-  invocation,
-  invokeDirect,
-} from "./lib/runtimes/lambda.ts";
+import type { Fetch } from "./lib/refiner/client.ts";
+import { coldStart, consumeQueue, invocation, invokeDirect } from "./lib/runtimes/lambda.ts";
 import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
 import { handleWebhook } from "./lib/runtimes/webhook.ts";
 import { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";
@@ -44,13 +38,6 @@ const runtime = (): Runtime => ({
   startedAt: Date.now(),
   sent: segmentMemory,
 });
-// Node's fetch has no `size` option, so the Lambda reads answers through boundedFetch.
-const lambdaRuntime = (): Runtime => ({
-  fetch: boundedFetch(runtimeFetch),
-  startedAt: Date.now(),
-  sent: lambda.sent,
-});
-
 type SegmentHandler = (event: unknown, settings: unknown) => Promise<unknown>;
 
 /** The Segment function's handlers, `onIdentify` … `onDelete` and `onBatch` (see build.mjs). */
@@ -64,32 +51,25 @@ export const segmentHandlers: Record<string, SegmentHandler> = {
   onBatch: (events, settings) => segmentBatchHandler(events, settings, runtime()),
 };
 
-// What a Lambda cold start builds once: the checked configuration, the memory of delivered
-// messageIds, and in queued mode the SQS client and the consumer's pace. The Segment function never
-// uses it: `__PURE__` lets esbuild leave it out of that bundle.
+// What a Lambda cold start builds once: the checked configuration, the clients and the memories
+// (lib/runtimes/lambda.ts). The Segment function never uses it: `__PURE__` lets esbuild leave it
+// out of that bundle.
 const lambda = /* @__PURE__ */ lambdaColdStart();
 
 function lambdaColdStart() {
-  return coldStart(process.env);
+  return coldStart(process.env, runtimeFetch);
 }
 
 /** Segment's "AWS Lambda" destination invokes this with the Segment event itself. */
-export const segment = (event: unknown) =>
-  invocation(lambda, () => invokeDirect(event, lambda, lambdaRuntime()));
+export const segment = (event: unknown, context?: Context) =>
+  invocation(lambda, context, "door", (runtime) => invokeDirect(event, lambda, runtime));
 
 /** Segment's "Webhooks (Actions)" destination POSTs here through the Lambda Function URL. */
-export const webhook = (event: APIGatewayProxyEventV2 | null | undefined) =>
-  invocation(lambda, () => handleWebhook(event, lambda, lambdaRuntime()));
+export const webhook = (event: APIGatewayProxyEventV2 | null | undefined, context?: Context) =>
+  invocation(lambda, context, "door", (runtime) => handleWebhook(event, lambda, runtime));
 
-/**
- * SQS's event source mapping invokes this with up to 10 messages. Within the function's 60 s it
- * waits up to 50 s on Refiner, at this consumer's pace.
- */
-export const deliver = (event: SQSEvent) =>
-  invocation(lambda, () =>
-    consumeQueue(event.Records, lambda, {
-      ...lambdaRuntime(),
-      budgetMs: CONSUMER_BUDGET_MS,
-      pace: lambda.pace,
-    }),
+/** SQS's event source mapping invokes this with up to 10 messages, at this consumer's pace. */
+export const deliver = (event: SQSEvent, context?: Context) =>
+  invocation(lambda, context, "consumer", (runtime) =>
+    consumeQueue(event.Records, lambda, runtime),
   );

@@ -35,7 +35,7 @@ export interface SettingDeclaration {
  * Public API settings (deploy-segment), the Lambda's environment and the README's table come
  * from here (a test keeps the README equal).
  */
-export const SETTINGS: readonly SettingDeclaration[] = [
+export const SETTINGS = [
   {
     name: "apiKey",
     label: "API Key",
@@ -74,7 +74,7 @@ export const SETTINGS: readonly SettingDeclaration[] = [
       "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
     env: "REFINER_SKIP_UNCHANGED_MINUTES",
   },
-];
+] as const satisfies readonly SettingDeclaration[];
 
 /** How messages name a setting, the way its reader configures it. */
 export type SettingNames = (setting: keyof Settings) => string;

@@ -43,10 +43,16 @@ export function declaredTable(root = process.cwd()): CreateTableCommandInput & {
   TimeToLiveSpecification: { AttributeName: string; Enabled: boolean };
 } {
   // `${…}` variables and `!` tags are text to js-yaml; only the table's own properties are read.
+  // `resources` is a list of parts that serverless merges; one of them declares the table.
   const template = load(readFileSync(join(root, "serverless.yml"), "utf8")) as {
-    resources: { Resources: { DeliveredTable: { Properties: ReturnType<typeof declaredTable> } } };
+    resources: {
+      Resources?: { DeliveredTable?: { Properties: ReturnType<typeof declaredTable> } };
+    }[];
   };
-  return template.resources.Resources.DeliveredTable.Properties;
+  const table = template.resources.find((part) => part.Resources?.DeliveredTable)?.Resources
+    ?.DeliveredTable;
+  if (!table) throw new Error("serverless.yml declares no DeliveredTable");
+  return table.Properties;
 }
 
 export async function startLocalTable({

@@ -16,7 +16,13 @@ import { startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
 import { API_KEY, busiestWindow, trackCounts as countTracks } from "./support/fixtures.ts";
-import { captureConsole, type LambdaHandlers, loadLambda, webhookPost } from "./support/lambda.ts";
+import {
+  captureConsole,
+  type LambdaHandlers,
+  loadLambda,
+  metricLines,
+  webhookPost,
+} from "./support/lambda.ts";
 
 const TOKEN = "wht_queue_7c2e9a41b58d3f06";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -513,15 +519,13 @@ describe("never twice", () => {
       event: `Untabled ${i}`,
       messageId: `tab-${i}`,
     }));
-    const write = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
     const result = await lambda.webhook(webhookPost(JSON.stringify(events), auth));
-    const lines = write.mock.calls.map(([line]) => JSON.parse(String(line)));
-    write.mockRestore();
     expect(result.statusCode).toBe(200);
-    expect(lines).toEqual([
-      expect.objectContaining({ Function: "local", DeliveredTableUnavailable: 1 }),
+    expect(metricLines).toEqual([
+      expect.objectContaining({ Service: "local", DeliveredTableUnavailable: 1, Queued: 12 }),
     ]);
-    expect(lines[0]._aws.CloudWatchMetrics[0].Metrics).toContainEqual({
+    const [line] = metricLines as { _aws: { CloudWatchMetrics: { Metrics: unknown[] }[] } }[];
+    expect(line?._aws.CloudWatchMetrics[0]?.Metrics).toContainEqual({
       Name: "DeliveredTableUnavailable",
       Unit: "Count",
     });

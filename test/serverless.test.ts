@@ -1,18 +1,19 @@
 // serverless.yml, through the `serverless` command of the dev dependency osls, offline and without
-// AWS credentials: `npm run package` and `serverless invoke local`.
+// AWS credentials: `npm run package` in both modes, cfn-lint on what it builds, the guard that keeps
+// secrets out, and `serverless invoke local`.
 
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LAMBDA_VARIABLES, SECRET_VARIABLES } from "../lib/runtimes/variables.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { zipEntries } from "./support/zip.ts";
 
 const run = promisify(execFile);
-const QUEUE_URL = { Ref: "EventsQueue" };
 const ROOT = join(import.meta.dirname, "..");
 
 /** The environment of a machine with no AWS account and none of the destination's variables. */
@@ -23,44 +24,105 @@ function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv
   return { ...env, HOME: mkdtempSync(join(tmpdir(), "sls-home-")), ...extra };
 }
 
-describe("npm run package", () => {
+interface Resource {
+  Type: string;
+  Properties: Record<string, unknown>;
+  Condition?: string;
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+}
+interface Template {
+  Resources: Record<string, Resource>;
+}
+
+/** `npm run package` with these `--param`s into a fresh folder: the template and the folder. */
+async function packaged(params: string[] = []): Promise<{ template: Template; out: string }> {
   const out = mkdtempSync(join(tmpdir(), "sls-package-"));
-  let template: {
-    Resources: Record<
-      string,
-      { Type: string; Properties: Record<string, unknown>; Condition?: string }
-    >;
-  };
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
-  const properties = (name: string) => {
-    const resource = template.Resources[name];
-    if (!resource) throw new Error(`no ${name} in the template`);
-    return resource.Properties;
-  };
+  await run(
+    "npx",
+    ["serverless", "package", "--package", out, ...params.flatMap((p) => ["--param", p])],
+    { cwd: ROOT, env: cleanEnvironment() },
+  );
+  const text = readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8");
+  return { template: JSON.parse(text), out };
+}
 
-  beforeAll(async () => {
-    await run("npm", ["run", "package", "--", "--package", out], {
-      cwd: ROOT,
-      env: cleanEnvironment(),
-    });
-    template = JSON.parse(
-      readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8"),
+function properties(template: Template, name: string): Record<string, unknown> {
+  const resource = template.Resources[name];
+  if (!resource) throw new Error(`no ${name} in the template`);
+  return resource.Properties;
+}
+
+const variables = (template: Template, fn: string) =>
+  (properties(template, fn).Environment as { Variables: Record<string, unknown> }).Variables;
+
+const TABLE_STATEMENT = {
+  Effect: "Allow",
+  Action: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+  Resource: { "Fn::GetAtt": ["DeliveredTable", "Arn"] },
+};
+const SECRET_STATEMENT = {
+  Effect: "Allow",
+  Action: "secretsmanager:GetSecretValue",
+  Resource: {
+    "Fn::Sub":
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's own Fn::Sub syntax
+      "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:refiner-destination/dev-??????",
+  },
+};
+const statements = (template: Template, role: string) =>
+  (
+    properties(template, role).Policies as {
+      PolicyDocument: { Statement: unknown[] };
+    }[]
+  ).flatMap((policy) => policy.PolicyDocument.Statement);
+
+/** cfn-lint's findings on a template, but W3005 and W8003 (see the issue notes in docs/lambda.md). */
+function cfnLint(template: string): string[] {
+  try {
+    execFileSync("cfn-lint", ["--version"], { stdio: "ignore" });
+  } catch {
+    throw new Error(
+      "cfn-lint is not installed, so the packaged templates cannot be checked: pip install cfn-lint==1.51.0",
     );
-  }, 60_000);
+  }
+  let output = "";
+  try {
+    output = execFileSync("cfn-lint", ["--format", "parseable", template], { encoding: "utf8" });
+  } catch (error) {
+    output = String((error as { stdout?: unknown }).stdout ?? "");
+  }
+  return output
+    .split("\n")
+    .filter(Boolean)
+    .filter((line) => !/:(W3005|W8003):/.test(line));
+}
 
-  it("declares both functions on nodejs22.x with a timeout just over Segment's 5 s and JSON logs", () => {
+describe("npm run package, queued (the default)", () => {
+  let template: Template;
+  let out: string;
+  beforeAll(async () => {
+    ({ template, out } = await packaged());
+  }, 60_000);
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it("declares the three functions on nodejs22.x with JSON logs, the doors just over Segment's 5 s", () => {
     for (const name of ["SegmentLambdaFunction", "WebhookLambdaFunction"]) {
-      const fn = properties(name);
+      const fn = properties(template, name);
       expect(fn.Runtime).toBe("nodejs22.x");
-      expect(fn.Timeout).toBeGreaterThan(5);
-      expect(fn.Timeout).toBeLessThanOrEqual(10);
+      expect(fn.Timeout).toBe(6);
       expect(fn.LoggingConfig).toEqual(expect.objectContaining({ LogFormat: "JSON" }));
+      expect(fn.ReservedConcurrentExecutions).toBe(10);
     }
-    expect(template.Resources.SegmentLambdaFunction?.Properties.Handler).toBe(
+    expect(properties(template, "SegmentLambdaFunction").Handler).toBe(
       "dist/lambda/handler.segment",
     );
-    expect(template.Resources.WebhookLambdaFunction?.Properties.Handler).toBe(
+    expect(properties(template, "WebhookLambdaFunction").Handler).toBe(
       "dist/lambda/handler.webhook",
+    );
+    expect(properties(template, "DeliverLambdaFunction").Timeout).toBe(60);
+    expect(properties(template, "DeliverLambdaFunction").ReservedConcurrentExecutions).toBe(
+      undefined,
     );
   });
 
@@ -73,63 +135,74 @@ describe("npm run package", () => {
     );
   });
 
-  it("keeps secrets out of the package: CloudFormation resolves them from SSM at deploy time", () => {
-    const text = readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8");
-    expect(text).not.toContain("resolved-at-deploy");
-    const variables = (name: string) =>
-      (properties(name).Environment as { Variables: Record<string, string> }).Variables;
-    expect(variables("WebhookLambdaFunction")).toEqual({
-      REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
-      REFINER_API_BASE_URL: "",
-      REFINER_PRESERVE_TRAIT_KEYS: "false",
-      REFINER_SKIP_UNCHANGED_MINUTES: "60",
-      SEGMENT_SHARED_SECRET: "{{resolve:ssm:/refiner-destination/dev/segment-shared-secret}}",
-      SEGMENT_WEBHOOK_TOKEN: "{{resolve:ssm:/refiner-destination/dev/segment-webhook-token}}",
-      ALLOW_UNSIGNED_WEBHOOKS: "false",
-      ALLOW_FIRST_EVENT_SIGNATURE: "false",
-      REFINER_QUEUE_URL: QUEUE_URL,
+  it("gives each function exactly its variables of lib/runtimes/variables.ts, and no secret", () => {
+    const expected = (fn: "segment" | "webhook" | "deliver") =>
+      Object.fromEntries(
+        LAMBDA_VARIABLES.filter((v) => v.functions.includes(fn) && !v.secret).map((v) => [
+          v.name,
+          v.name === "REFINER_QUEUE_URL"
+            ? { Ref: "EventsQueue" }
+            : v.default.replace("<stage>", "dev"),
+        ]),
+      );
+    expect(variables(template, "SegmentLambdaFunction")).toEqual(expected("segment"));
+    expect(variables(template, "WebhookLambdaFunction")).toEqual(expected("webhook"));
+    expect(variables(template, "DeliverLambdaFunction")).toEqual(expected("deliver"));
+    // Spot checks against literal values, so that the table itself is checked too.
+    expect(variables(template, "DeliverLambdaFunction")).toMatchObject({
+      REFINER_SECRET_ID: "refiner-destination/dev",
       REFINER_DELIVERED_TABLE: "refiner-segment-destination-dev-delivered",
-    });
-    // `segment` gets only what it reads: no webhook secret.
-    expect(variables("SegmentLambdaFunction")).toEqual({
-      REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
-      REFINER_API_BASE_URL: "",
-      REFINER_PRESERVE_TRAIT_KEYS: "false",
-      REFINER_SKIP_UNCHANGED_MINUTES: "60",
-      REFINER_QUEUE_URL: QUEUE_URL,
-      REFINER_DELIVERED_TABLE: "refiner-segment-destination-dev-delivered",
-    });
-    expect(variables("DeliverLambdaFunction")).toEqual({
-      REFINER_API_KEY: "{{resolve:ssm:/refiner-destination/dev/api-key}}",
-      REFINER_API_BASE_URL: "",
-      REFINER_PRESERVE_TRAIT_KEYS: "false",
-      REFINER_SKIP_UNCHANGED_MINUTES: "60",
-      REFINER_QUEUE_URL: QUEUE_URL,
-      REFINER_DELIVERED_TABLE: "refiner-segment-destination-dev-delivered",
-      REFINER_CONSUMERS: "2",
+      REFINER_RETRY_BACKOFF_SECONDS: "30",
       REFINER_RATE_PER_MINUTE: "3600",
+    });
+    expect(Object.keys(variables(template, "WebhookLambdaFunction"))).not.toContain(
+      "REFINER_API_KEY",
+    );
+  });
+
+  it("declares the FIFO queue and its dead-letter queue, 14 days each, kept with the stack", () => {
+    expect(template.Resources.EventsQueue).toEqual({
+      Type: "AWS::SQS::Queue",
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+      Properties: {
+        QueueName: "refiner-segment-destination-dev-events.fifo",
+        FifoQueue: true,
+        DeduplicationScope: "messageGroup",
+        FifoThroughputLimit: "perMessageGroupId",
+        MessageRetentionPeriod: 1209600,
+        VisibilityTimeout: 360,
+        RedrivePolicy: {
+          deadLetterTargetArn: { "Fn::GetAtt": ["DeadLetterQueue", "Arn"] },
+          maxReceiveCount: 30,
+        },
+      },
+    });
+    expect(template.Resources.DeadLetterQueue).toEqual({
+      Type: "AWS::SQS::Queue",
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+      Properties: {
+        QueueName: "refiner-segment-destination-dev-dead-letters.fifo",
+        FifoQueue: true,
+        MessageRetentionPeriod: 1209600,
+      },
     });
   });
 
-  it("declares the FIFO queue and its dead-letter queue, 14 days each, 30 receives before it", () => {
-    expect(properties("EventsQueue")).toEqual({
-      QueueName: "refiner-segment-destination-dev-events.fifo",
-      FifoQueue: true,
-      DeduplicationScope: "messageGroup",
-      FifoThroughputLimit: "perMessageGroupId",
-      MessageRetentionPeriod: 1209600,
-      VisibilityTimeout: 360,
-      RedrivePolicy: {
-        deadLetterTargetArn: { "Fn::GetAtt": ["DeadLetterQueue", "Arn"] },
-        maxReceiveCount: 30,
+  it("declares the table of delivered messageIds on demand, with a TTL, kept with the stack", () => {
+    expect(template.Resources.DeliveredTable).toEqual({
+      Type: "AWS::DynamoDB::Table",
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+      Properties: {
+        TableName: "refiner-segment-destination-dev-delivered",
+        BillingMode: "PAY_PER_REQUEST",
+        AttributeDefinitions: [{ AttributeName: "messageId", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "messageId", KeyType: "HASH" }],
+        TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
       },
     });
-    expect(properties("DeadLetterQueue")).toEqual({
-      QueueName: "refiner-segment-destination-dev-dead-letters.fifo",
-      FifoQueue: true,
-      MessageRetentionPeriod: 1209600,
-    });
-    expect(properties("DeliverLambdaFunction").Timeout).toBe(60);
   });
 
   it("drains the queue with batches of 10, at most 2 consumers, reporting batch item failures", () => {
@@ -146,39 +219,18 @@ describe("npm run package", () => {
     });
   });
 
-  it("declares the table of delivered messageIds on demand, with a TTL, kept when the stack goes", () => {
-    expect(template.Resources.DeliveredTable).toEqual({
-      Type: "AWS::DynamoDB::Table",
-      DeletionPolicy: "Retain",
-      UpdateReplacePolicy: "Retain",
-      Properties: {
-        TableName: "refiner-segment-destination-dev-delivered",
-        BillingMode: "PAY_PER_REQUEST",
-        AttributeDefinitions: [{ AttributeName: "messageId", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "messageId", KeyType: "HASH" }],
-        TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+  it("gives the doors the secret, the table and SendMessage; the consumer what draining needs", () => {
+    const queueArn = { "Fn::GetAtt": ["EventsQueue", "Arn"] };
+    expect(statements(template, "ProducerRole")).toEqual([TABLE_STATEMENT, SECRET_STATEMENT]);
+    expect(properties(template, "ProducerQueuePolicy")).toEqual({
+      PolicyName: "send-to-the-events-queue",
+      Roles: [{ Ref: "ProducerRole" }],
+      PolicyDocument: {
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn }],
       },
     });
-  });
-
-  it("gives the doors only SendMessage, the consumer only what draining needs, and both the table", () => {
-    const statements = (role: string) =>
-      (
-        properties(role).Policies as {
-          PolicyDocument: { Statement: { Action: unknown; Resource: unknown }[] };
-        }[]
-      ).flatMap((policy) => policy.PolicyDocument.Statement);
-    const queueArn = { "Fn::GetAtt": ["EventsQueue", "Arn"] };
-    const table = {
-      Effect: "Allow",
-      Action: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
-      Resource: { "Fn::GetAtt": ["DeliveredTable", "Arn"] },
-    };
-    expect(statements("ProducerRole")).toEqual([
-      { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn },
-      table,
-    ]);
-    expect(statements("ConsumerRole")).toEqual([
+    expect(statements(template, "ConsumerRole")).toEqual([
       {
         Effect: "Allow",
         Action: [
@@ -189,55 +241,155 @@ describe("npm run package", () => {
         ],
         Resource: queueArn,
       },
-      table,
+      TABLE_STATEMENT,
+      SECRET_STATEMENT,
     ]);
     for (const role of ["ProducerRole", "ConsumerRole"]) {
-      expect(properties(role).ManagedPolicyArns).toEqual([
+      expect(properties(template, role).ManagedPolicyArns).toEqual([
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
       ]);
     }
-    expect(properties("SegmentLambdaFunction").Role).toEqual({
-      "Fn::GetAtt": ["ProducerRole", "Arn"],
-    });
-    expect(properties("WebhookLambdaFunction").Role).toEqual({
-      "Fn::GetAtt": ["ProducerRole", "Arn"],
-    });
-    expect(properties("DeliverLambdaFunction").Role).toEqual({
+    expect(properties(template, "DeliverLambdaFunction").Role).toEqual({
       "Fn::GetAtt": ["ConsumerRole", "Arn"],
     });
     expect(template.Resources.IamRoleLambdaExecution).toBeUndefined();
   });
 
-  it("raises an alarm for any dead letter and for a message waiting over an hour", () => {
-    expect(properties("DeadLettersAlarm")).toEqual(
-      expect.objectContaining({
-        Namespace: "AWS/SQS",
-        MetricName: "ApproximateNumberOfMessagesVisible",
-        Dimensions: [
-          { Name: "QueueName", Value: { "Fn::GetAtt": ["DeadLetterQueue", "QueueName"] } },
-        ],
-        Threshold: 0,
-        ComparisonOperator: "GreaterThanThreshold",
-      }),
+  it("has every alarm tell the topic when it fires and when it is over", () => {
+    const alarms = Object.entries(template.Resources).filter(
+      ([, resource]) => resource.Type === "AWS::CloudWatch::Alarm",
     );
-    expect(properties("OldestMessageAlarm")).toEqual(
-      expect.objectContaining({
-        MetricName: "ApproximateAgeOfOldestMessage",
-        Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": ["EventsQueue", "QueueName"] } }],
-        Threshold: 3600,
-        ComparisonOperator: "GreaterThanThreshold",
-      }),
-    );
-    // Without --param alarmEmail, the topic is not created; with it, it mails that address.
-    expect(template.Resources.AlarmTopic).toEqual(
-      expect.objectContaining({ Condition: "NotifyByEmail" }),
-    );
+    expect(alarms.map(([name]) => name).sort()).toEqual([
+      "ApiKeyRefusedAlarm",
+      "BacklogAlarm",
+      "DeadLettersAlarm",
+      "DeliverErrorsAlarm",
+      "DeliverThrottlesAlarm",
+      "MisconfiguredAlarm",
+      "RejectionRateAlarm",
+      "SegmentErrorsAlarm",
+      "SegmentThrottlesAlarm",
+      "WebhookErrorsAlarm",
+      "WebhookThrottlesAlarm",
+      "WebhookUrl5xxAlarm",
+    ]);
+    for (const [, alarm] of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: "AlarmTopic" }]);
+      expect(alarm.Properties.OKActions).toEqual([{ Ref: "AlarmTopic" }]);
+      expect(alarm.Properties.AlarmDescription).toEqual(expect.any(String));
+    }
+    // The topic always exists; the email subscription only with --param alarmEmail.
+    expect(template.Resources.AlarmTopic?.Condition).toBeUndefined();
+    expect(template.Resources.AlarmEmail?.Condition).toBe("NotifyByEmail");
   });
+
+  it("watches the backlog by messages ready, which one failing contact cannot hold", () => {
+    expect(properties(template, "BacklogAlarm")).toMatchObject({
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": ["EventsQueue", "QueueName"] } }],
+      Statistic: "Minimum",
+      EvaluationPeriods: 3,
+      Threshold: 1000,
+    });
+    expect(properties(template, "ApiKeyRefusedAlarm")).toMatchObject({
+      Namespace: "RefinerDestination",
+      MetricName: "ApiKeyRefused",
+      Dimensions: [{ Name: "Service", Value: "refiner-segment-destination-dev" }],
+      Threshold: 0,
+    });
+  });
+
+  it("has a dashboard of the destination's metrics, the queues and the functions", () => {
+    const body = JSON.stringify(properties(template, "Dashboard").DashboardBody);
+    for (const metric of [
+      "Delivered",
+      "Queued",
+      "SkippedUnchanged",
+      "RejectedApiKey",
+      "Retried",
+      "Throttled",
+      "RefinerLatency",
+      "ApproximateAgeOfOldestMessage",
+      "Duration",
+      "Errors",
+    ]) {
+      expect(body).toContain(`\\"${metric}\\"`);
+    }
+  });
+
+  it("passes cfn-lint with no error and no warning but W3005 and W8003", () => {
+    expect(cfnLint(join(out, "cloudformation-template-update-stack.json"))).toEqual([]);
+  }, 30_000);
 
   it("ships only the Lambda bundle, under 200 KB", () => {
     const zip = join(out, "refiner-segment-destination.zip");
     expect(statSync(zip).size).toBeLessThan(200 * 1024);
     expect(zipEntries(readFileSync(zip))).toEqual(["dist/lambda/handler.js"]);
+  });
+});
+
+describe("npm run package, direct (--param queued=false)", () => {
+  let template: Template;
+  let out: string;
+  beforeAll(async () => {
+    ({ template, out } = await packaged(["queued=false"]));
+  }, 60_000);
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it("deploys no queue, no consumer, no event source mapping and no queue alarm", () => {
+    const types = Object.values(template.Resources).map((resource) => resource.Type);
+    expect(types).not.toContain("AWS::SQS::Queue");
+    expect(types).not.toContain("AWS::Lambda::EventSourceMapping");
+    for (const name of [
+      "DeliverLambdaFunction",
+      "ConsumerRole",
+      "ProducerQueuePolicy",
+      "DeadLettersAlarm",
+      "BacklogAlarm",
+      "DeliverErrorsAlarm",
+    ]) {
+      expect(template.Resources[name], name).toBeUndefined();
+    }
+    expect(variables(template, "WebhookLambdaFunction").REFINER_QUEUE_URL).toBe("");
+    expect(statements(template, "ProducerRole")).toEqual([TABLE_STATEMENT, SECRET_STATEMENT]);
+    expect(template.Resources.DeliveredTable?.DeletionPolicy).toBe("Retain");
+  });
+
+  it("passes cfn-lint with no error and no warning but W3005 and W8003", () => {
+    expect(cfnLint(join(out, "cloudformation-template-update-stack.json"))).toEqual([]);
+  }, 30_000);
+});
+
+describe("the guard (deploy/guard.cjs)", () => {
+  it("refuses to package while a secret variable is set, naming it and the step to use", async () => {
+    const out = mkdtempSync(join(tmpdir(), "sls-refused-"));
+    const canary = "rfk_canary_7f3a9c2e1b";
+    const failure = await run("npx", ["serverless", "package", "--package", out], {
+      cwd: ROOT,
+      env: cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
+    }).then(
+      () => undefined,
+      (error: { stdout: string; stderr: string }) => `${error.stdout}${error.stderr}`,
+    );
+    expect(failure).toContain("REFINER_API_KEY, SEGMENT_WEBHOOK_TOKEN are set in this environment");
+    expect(failure).toContain("npx refiner-destination secret --stage dev");
+    expect(failure).not.toContain(canary);
+    expect(readdirSync(out)).toEqual([]);
+    rmSync(out, { recursive: true, force: true });
+  }, 60_000);
+
+  it("names exactly the secret variables of lib/runtimes/variables.ts", () => {
+    const guard = readFileSync(join(ROOT, "deploy", "guard.cjs"), "utf8");
+    const listed = [...guard.matchAll(/^ {2}"([A-Z_]+)",$/gm)].map((match) => match[1]);
+    expect(listed).toEqual(SECRET_VARIABLES);
+    expect(listed).toEqual([
+      "REFINER_API_KEY",
+      "SEGMENT_SHARED_SECRET",
+      "SEGMENT_WEBHOOK_TOKEN",
+      "SEGMENT_SHARED_SECRET_PREVIOUS",
+      "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
+    ]);
   });
 });
 
@@ -248,7 +400,7 @@ describe("serverless invoke local", () => {
   });
   afterAll(() => refiner.close());
 
-  it("runs the segment function on events/identify.json", async () => {
+  it("runs the segment function on events/identify.json with the variables of this shell", async () => {
     const { stdout } = await run(
       "npx",
       [
@@ -271,15 +423,19 @@ describe("serverless invoke local", () => {
         }),
       },
     );
-    // First the embedded metrics: no table can be reached here, and the event is delivered anyway.
-    const [metrics, ...result] = stdout.slice(stdout.indexOf("{")).split("\n");
-    expect(JSON.parse(String(metrics))).toEqual(
+    // JSON log and metric lines, then the result. No table can be reached here, and the event is
+    // delivered anyway.
+    const lines = stdout.split("\n").filter((line) => line.startsWith("{") && line.endsWith("}"));
+    const metrics = lines.map((line) => JSON.parse(line)).find((line) => "_aws" in line);
+    expect(metrics).toEqual(
       expect.objectContaining({
-        Function: "refiner-segment-destination-dev-segment",
+        Service: "refiner-segment-destination-dev",
+        Delivered: 1,
         DeliveredTableUnavailable: 2,
       }),
     );
-    expect(JSON.parse(result.join("\n"))).toEqual({ status: 200 });
+    const result = stdout.slice(stdout.lastIndexOf("\n{\n") + 1);
+    expect(JSON.parse(result)).toEqual({ status: 200 });
     expect(refiner.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /identify-user"]);
   }, 60_000);
 });

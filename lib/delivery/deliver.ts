@@ -16,7 +16,7 @@ import {
 } from "../refiner/client.ts";
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
-import { DELIVERED, type Outcome, redact, retry } from "./outcome.ts";
+import { type Outcome, redact, retry, UNCHANGED } from "./outcome.ts";
 import { type BatchPlan, contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
 import { canonical, hash, type Remembered, type SentMemory } from "./unchanged.ts";
 
@@ -42,6 +42,8 @@ export interface Runtime {
   budgetMs?: number;
   /** Resolves when the next request may start (the queue consumer's share of the rate). */
   pace?: () => Promise<void>;
+  /** Told how long each answer from Refiner took (the Lambda's latency metric). */
+  answered?: (ms: number) => void;
   /** What Refiner already has: identifies and groups it took are not sent again (unchanged.ts). */
   sent?: SentMemory;
 }
@@ -113,7 +115,7 @@ async function sendEach(
           waiting.get(contact) ??
           (await (skip && planned.call.call !== "trackEvent"
             ? sendUnlessUnchanged(planned.call, connection, deadline, runtime, skip)
-            : send(planned.call, connection, deadline, runtime.pace)));
+            : send(planned.call, connection, deadline, runtime)));
         if (outcome.kind === "retry") {
           if (outcome.status === 429 && throttled === undefined) {
             throttled = retry(
@@ -180,19 +182,19 @@ async function sendUnlessUnchanged(
   const { apiKey, apiBaseUrl } = skip.settings;
   const key = `${hash(`${apiKey}\n${apiBaseUrl}`)}|${contactOf(call)}`;
   if (call.call === "deleteContact") {
-    const outcome = await send(call, connection, deadline, runtime.pace);
+    const outcome = await send(call, connection, deadline, runtime);
     if (outcome.kind === "delivered") await skip.memory.forget(key);
     return outcome;
   }
-  if (call.call !== "identifyUser") return send(call, connection, deadline, runtime.pace);
+  if (call.call !== "identifyUser") return send(call, connection, deadline, runtime);
   const account = (call.body.account as { id?: unknown } | undefined)?.id;
   const part = account === undefined ? "" : `account:${String(account)}`;
   const bodyHash = hash(canonical(call.body));
   const remembered = await skip.memory.load(key);
   const last = remembered?.[part];
-  if (last && last.hash === bodyHash && last.until > Date.now()) return DELIVERED;
+  if (last && last.hash === bodyHash && last.until > Date.now()) return UNCHANGED;
 
-  const outcome = await send(call, connection, deadline, runtime.pace);
+  const outcome = await send(call, connection, deadline, runtime);
   if (outcome.kind === "delivered") {
     const now = Date.now();
     const kept: Remembered = {};
@@ -210,15 +212,16 @@ async function send(
   call: RefinerCall,
   connection: Connection,
   deadline: number,
-  pace: (() => Promise<void>) | undefined,
+  runtime: Runtime,
 ): Promise<Outcome> {
   const endpoint = ENDPOINTS[call.call];
-  await pace?.();
+  await runtime.pace?.();
   const now = Date.now();
   if (now >= deadline - LAST_START_MS) {
     return retry(`Not sent: too little time was left for ${endpoint.request} before the deadline.`);
   }
   const result = await request(call, connection, deadline - now);
+  if (!("error" in result)) runtime.answered?.(Date.now() - now);
   return decide(result, endpoint, connection.apiKey);
 }
 

@@ -2,7 +2,11 @@
 // function, onBatch, Lambda, the webhook, the CLI) only translates it.
 
 export type Outcome =
-  | { kind: "delivered" }
+  /**
+   * Done: Refiner took it, or needs nothing more (`via` says why no request was made: Refiner
+   * already has this body, or this messageId; or it was queued for the consumer).
+   */
+  | { kind: "delivered"; via?: "unchanged" | "already-delivered" | "queued" }
   /** Permanent: retrying the same event cannot succeed. */
   | {
       kind: "rejected";
@@ -10,12 +14,24 @@ export type Outcome =
       reason: "invalid" | "no-contact" | "unsupported" | "api-key";
       message: string;
     }
-  /** Temporary: the same event may succeed later. `status` is 429 when Refiner throttled us. */
-  | { kind: "retry"; status: 429 | 500; message: string; retryAfterSeconds?: number };
+  /**
+   * Temporary: the same event may succeed later. `status` is 429 when Refiner throttled us;
+   * `cause` is set where the fix is the operator's (the queue consumer waits for it).
+   */
+  | {
+      kind: "retry";
+      status: 429 | 500;
+      message: string;
+      retryAfterSeconds?: number;
+      cause?: "api-key" | "configuration";
+    };
 
 export type Failure = Exclude<Outcome, { kind: "delivered" }>;
 
 export const DELIVERED: Outcome = { kind: "delivered" };
+export const UNCHANGED: Outcome = { kind: "delivered", via: "unchanged" };
+export const ALREADY_DELIVERED: Outcome = { kind: "delivered", via: "already-delivered" };
+export const QUEUED: Outcome = { kind: "delivered", via: "queued" };
 
 /** Segment shows error messages to people; keep them readable and bounded whatever Refiner sends. */
 export const MAX_MESSAGE_LENGTH = 500;
@@ -36,6 +52,11 @@ export function retry(
   return retryAfterSeconds === undefined
     ? { kind: "retry", status, message }
     : { kind: "retry", status, message, retryAfterSeconds };
+}
+
+/** Retryable once the operator fixes the key or the configuration. */
+export function untilFixed(message: string, cause: "api-key" | "configuration"): Failure {
+  return { kind: "retry", status: 500, message, cause };
 }
 
 /** An error's message with its code, and its cause's: Node's fetch says only "fetch failed". */

@@ -16,7 +16,15 @@
 
 import { pool, type Runtime, sendPlan } from "../delivery/deliver.ts";
 import type { DeliveredIds } from "../delivery/delivered.ts";
-import { DELIVERED, type Failure, invalid, type Outcome, retry } from "../delivery/outcome.ts";
+import {
+  ALREADY_DELIVERED,
+  type Failure,
+  invalid,
+  type Outcome,
+  QUEUED,
+  retry,
+  untilFixed,
+} from "../delivery/outcome.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
 import { isFailure } from "../segment/mapping.ts";
@@ -72,7 +80,7 @@ export async function enqueue(
   const done = await delivered.find(ids.filter((id) => id !== undefined));
   const fresh: number[] = [];
   ids.forEach((id, index) => {
-    if (id !== undefined && done.has(id)) outcomes[index] = DELIVERED;
+    if (id !== undefined && done.has(id)) outcomes[index] = ALREADY_DELIVERED;
     else fresh.push(index);
   });
 
@@ -173,7 +181,7 @@ async function sendAll(
       answer(
         item,
         failure === undefined
-          ? DELIVERED
+          ? QUEUED
           : failure.permanent
             ? invalid(`SQS refused the event for good, so it is not queued (${failure.reason}).`)
             : retry(`Not queued: SQS refused it (${failure.reason}).`),
@@ -304,10 +312,10 @@ export async function consume(
   );
   const outcomes = sent.map((outcome, index) =>
     isDone(index)
-      ? DELIVERED
+      ? ALREADY_DELIVERED
       : // The fix for a refused key is to fix the key: the events wait for it.
         outcome.kind === "rejected" && outcome.reason === "api-key"
-        ? retry(outcome.message)
+        ? untilFixed(outcome.message, "api-key")
         : outcome,
   );
   await delivered.record(

@@ -1,18 +1,19 @@
 // The AWS Lambda forms of the destination. `invokeDirect` serves Segment's "AWS Lambda" destination,
-// which invokes the function with the Segment event itself. Configuration comes from the
-// environment (docs/mapping.md, "Settings"), read and checked once per cold start by handler.ts.
+// which invokes the function with the Segment event itself; `consumeQueue` drains the queue. What a
+// cold start builds (the configuration, the clients, the memories) lives in one LambdaInstance;
+// `invocation` runs each call with its request id, its deadline and its metrics.
 
 import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
+import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
-import { deliver, type Runtime } from "../delivery/deliver.ts";
+import { DEADLINE_MS, deliver, type Runtime } from "../delivery/deliver.ts";
 import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
 import {
-  DELIVERED,
+  ALREADY_DELIVERED,
   describe,
   type Failure,
   type Outcome,
-  redact,
-  retry,
+  untilFixed,
 } from "../delivery/outcome.ts";
 import { tokenBucket } from "../delivery/pace.ts";
 import { messageIdOf } from "../delivery/plan.ts";
@@ -20,119 +21,24 @@ import { mapMemory, type SentMemory } from "../delivery/unchanged.ts";
 import {
   consume,
   enqueue,
-  FIRST_BACKOFF_SECONDS,
   type QueueClient,
   type QueueRecord,
   retryLater,
 } from "../queue/queue.ts";
+import { boundedFetch, type Fetch } from "../refiner/client.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import { isPlainObject } from "../segment/traits.ts";
+import type { Settings } from "../settings.ts";
 import {
-  LAMBDA_ENVIRONMENT,
-  parseSettings,
-  type Settings,
-  type SettingsResult,
-  settingsFromEnvironment,
-} from "../settings.ts";
-import { embeddedMetrics, type Metrics } from "./metrics.ts";
-
-export type Environment = Record<string, string | undefined>;
-
-export interface LambdaConfig {
-  settings: SettingsResult;
-  /**
-   * The Webhooks destination's shared secrets: SEGMENT_SHARED_SECRET, then during a rotation
-   * SEGMENT_SHARED_SECRET_PREVIOUS; none when unset.
-   */
-  sharedSecrets: string[];
-  /**
-   * Tokens Segment sends with every webhook request (header or URL): SEGMENT_WEBHOOK_TOKEN, then
-   * during a rotation SEGMENT_WEBHOOK_TOKEN_PREVIOUS; none when unset.
-   */
-  webhookTokens: string[];
-  allowUnsignedWebhooks: boolean;
-  /** Let a batch in on its first event's signature alone, as Segment signs batches. */
-  allowFirstEventSignature: boolean;
-  /** Queued delivery: the SQS FIFO queue the doors put events on; empty for direct delivery. */
-  queueUrl: string;
-  /** The queue consumer's share of REFINER_RATE_PER_MINUTE: the rate divided by REFINER_CONSUMERS. */
-  consumerRatePerMinute: number;
-  /** REFINER_RETRY_BACKOFF_SECONDS: a retryable message's first wait; it doubles at each receive. */
-  firstBackoffSeconds: number;
-  /** REFINER_DELIVERED_TABLE: the DynamoDB table of delivered messageIds; empty for none. */
-  deliveredTable: string;
-}
-
-/** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
-export const DEFAULT_RATE_PER_MINUTE = 3600;
-export const DEFAULT_CONSUMERS = 2;
-/** How long the queue consumer waits on Refiner; its function may run 60 s (serverless.yml). */
-export const CONSUMER_BUDGET_MS = 50_000;
-
-export function configFromEnvironment(env: Environment): LambdaConfig {
-  const rate = positiveNumber(env.REFINER_RATE_PER_MINUTE, DEFAULT_RATE_PER_MINUTE);
-  const consumers = positiveNumber(env.REFINER_CONSUMERS, DEFAULT_CONSUMERS);
-  const backoff = positiveNumber(env.REFINER_RETRY_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS);
-  const settings = parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT);
-  const problem =
-    rate === undefined
-      ? "REFINER_RATE_PER_MINUTE must be a positive number of requests a minute."
-      : consumers === undefined
-        ? "REFINER_CONSUMERS must be a positive whole number."
-        : backoff === undefined
-          ? "REFINER_RETRY_BACKOFF_SECONDS must be a positive number of seconds."
-          : undefined;
-  return {
-    settings: problem && settings.ok ? { ok: false, message: problem } : settings,
-    queueUrl: env.REFINER_QUEUE_URL?.trim() ?? "",
-    deliveredTable: env.REFINER_DELIVERED_TABLE?.trim() ?? "",
-    consumerRatePerMinute: (rate ?? DEFAULT_RATE_PER_MINUTE) / (consumers ?? DEFAULT_CONSUMERS),
-    firstBackoffSeconds: backoff ?? FIRST_BACKOFF_SECONDS,
-    sharedSecrets: present(env.SEGMENT_SHARED_SECRET, env.SEGMENT_SHARED_SECRET_PREVIOUS),
-    webhookTokens: present(env.SEGMENT_WEBHOOK_TOKEN, env.SEGMENT_WEBHOOK_TOKEN_PREVIOUS).map(
-      (token) => token.trim(),
-    ),
-    allowUnsignedWebhooks: isTrue(env.ALLOW_UNSIGNED_WEBHOOKS),
-    allowFirstEventSignature: isTrue(env.ALLOW_FIRST_EVENT_SIGNATURE),
-  };
-}
-
-function positiveNumber(value: string | undefined, fallback: number): number | undefined {
-  if (value === undefined || value.trim() === "") return fallback;
-  const number = Number(value);
-  return Number.isFinite(number) && number > 0 ? number : undefined;
-}
-
-/** The values that are set, in order. */
-function present(...values: (string | undefined)[]): string[] {
-  return values.filter((value): value is string => Boolean(value?.trim()));
-}
-
-function isTrue(value: string | undefined): boolean {
-  return value?.trim().toLowerCase() === "true";
-}
-
-/**
- * The one line a cold start logs when the configuration cannot deliver anything. Until it is fixed
- * every event is answered as retryable, so Segment keeps it.
- */
-function logConfigProblem(config: LambdaConfig): void {
-  if (!config.settings.ok) {
-    console.error({
-      message: "Refiner destination misconfigured: every event is answered as retryable",
-      error: config.settings.message,
-    });
-  }
-}
-
-/** Removes the API key and every other secret of the configuration from a message. */
-export function redactSecrets(message: string, config: LambdaConfig): string {
-  const apiKey = config.settings.ok ? config.settings.settings.apiKey : "";
-  return [apiKey, ...config.sharedSecrets, ...config.webhookTokens].reduce(
-    (text, secret) => redact(text, secret),
-    message,
-  );
-}
+  configFromEnvironment,
+  type Environment,
+  type LambdaConfig,
+  logConfigProblem,
+  redactSecrets,
+} from "./lambda-config.ts";
+import { log, setRequestId } from "./log.ts";
+import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
+import { read } from "./variables.ts";
 
 /** What one Lambda instance builds at its cold start and keeps for every invocation. */
 export interface LambdaInstance {
@@ -146,26 +52,42 @@ export interface LambdaInstance {
   pace: () => Promise<void>;
   /** What Refiner already has, for all three handlers. */
   sent: SentMemory;
+  /** Node's fetch, read through boundedFetch. */
+  fetch: Fetch;
+  /** On AWS: the stage's secret, read on the first invocation and again every 5 minutes. */
+  secret: { id: string; read: SecretReader; readAt: number; env: Environment } | undefined;
 }
 
-export function coldStart(env: Environment): LambdaInstance {
-  const config = configFromEnvironment(env);
-  logConfigProblem(config);
-  const metrics = embeddedMetrics(env.AWS_LAMBDA_FUNCTION_NAME ?? "local");
+/** How often the secret is read again, so that a rotation reaches running instances. */
+export const SECRET_REFRESH_MS = 5 * 60 * 1000;
+
+export function coldStart(env: Environment, fetch: Fetch): LambdaInstance {
+  // On AWS the secret variables are keys of the stage's secret; a REFINER_API_KEY in the
+  // environment (npm start, tests, `serverless invoke local`) means everything is there already.
+  const secretId = read(env, "REFINER_SECRET_ID")?.trim();
+  const fromSecret = Boolean(secretId) && !read(env, "REFINER_API_KEY");
+  const config = fromSecret ? pendingConfig(env) : configFromEnvironment(env);
+  if (!fromSecret) logConfigProblem(config);
+  const metrics = embeddedMetrics(serviceOf(env.AWS_LAMBDA_FUNCTION_NAME));
   const table = config.deliveredTable
     ? dynamoDeliveredTable(config.deliveredTable, env)
     : undefined;
   return {
     config,
     metrics,
+    fetch: boundedFetch(fetch),
+    secret:
+      fromSecret && secretId
+        ? { id: secretId, read: secretsManagerReader(env), readAt: 0, env }
+        : undefined,
     delivered: deliveredIds(table, (action, error) => {
       // A duplicate is better than a loss: delivery goes on without the table.
       metrics.count("DeliveredTableUnavailable");
-      console.warn({
-        message: `The table of delivered messageIds could not ${action === "find" ? "be read: delivering anyway" : "be written"}`,
-        table: config.deliveredTable,
-        error: describe(error),
-      });
+      log(
+        "WARN",
+        `The table of delivered messageIds could not ${action === "find" ? "be read: delivering anyway" : "be written"}`,
+        { table: config.deliveredTable, error: describe(error) },
+      );
     }),
     queue: config.queueUrl ? sqsQueueClient(env) : undefined,
     // Each consumer may start a tenth of a second's worth at once (a batch arrives at once); that
@@ -176,13 +98,84 @@ export function coldStart(env: Environment): LambdaInstance {
   };
 }
 
-/** Runs one invocation and writes what it counted, whatever its end. */
-export async function invocation<T>(lambda: LambdaInstance, work: () => Promise<T>): Promise<T> {
+/** The configuration before the secret is read: everything but the secret variables. */
+function pendingConfig(env: Environment): LambdaConfig {
+  return {
+    ...configFromEnvironment(env),
+    settings: { ok: false, message: "The secret has not been read yet." },
+  };
+}
+
+/** Reads the stage's secret when it was never read, or not for SECRET_REFRESH_MS. */
+async function refreshSecret(lambda: LambdaInstance, now = Date.now()): Promise<void> {
+  const { secret } = lambda;
+  if (!secret || now - secret.readAt < SECRET_REFRESH_MS) return;
+  const first = secret.readAt === 0;
   try {
-    return await work();
+    const values = await secret.read(secret.id);
+    lambda.config = configFromEnvironment({ ...secret.env, ...values });
+    secret.readAt = now;
+    logConfigProblem(lambda.config);
+  } catch (error) {
+    const name = (error as { name?: unknown })?.name;
+    const why = `${typeof name === "string" && name !== "Error" ? `${name}: ` : ""}${describe(error)}`;
+    const message = `The secret ${secret.id} could not be read (${why}). Check that it exists (refiner-destination secret) and that the function's role may read it.`;
+    log("ERROR", message);
+    // A running instance keeps what it read; a new one answers every event as retryable.
+    if (first) lambda.config = { ...lambda.config, settings: { ok: false, message } };
+    // Tried again on the next invocation a few seconds on, not after 5 minutes.
+    secret.readAt = now - SECRET_REFRESH_MS + 5000;
+  }
+}
+
+/** What Lambda's context gives the handlers (the parts used). */
+export interface InvocationContext {
+  awsRequestId?: string;
+  getRemainingTimeInMillis?: () => number;
+}
+
+/** Time kept back from the function's own timeout to answer after the last Refiner request. */
+const ANSWER_RESERVE_MS = 1000;
+/** The consumer keeps more: it still changes the visibility of what failed, then answers SQS. */
+const CONSUMER_RESERVE_MS = 5000;
+
+/**
+ * Runs one invocation: the secret read if due, its request id on every log line, its deadline from
+ * the time Lambda says is left (at most Segment's 4.5 s for the doors), and what it counted
+ * written, whatever its end.
+ */
+export async function invocation<T>(
+  lambda: LambdaInstance,
+  context: InvocationContext | undefined,
+  role: "door" | "consumer",
+  work: (runtime: Runtime) => Promise<T>,
+): Promise<T> {
+  const startedAt = Date.now();
+  setRequestId(context?.awsRequestId);
+  try {
+    await refreshSecret(lambda, startedAt);
+    return await work({
+      fetch: lambda.fetch,
+      startedAt,
+      budgetMs: budget(context, role),
+      sent: lambda.sent,
+      answered: (ms) => lambda.metrics.record("RefinerLatency", ms),
+      ...(role === "consumer" ? { pace: lambda.pace } : {}),
+    });
   } finally {
     lambda.metrics.flush();
+    setRequestId(undefined);
   }
+}
+
+/** The deadline's budget: what Lambda says is left, less what answering takes. */
+export function budget(context: InvocationContext | undefined, role: "door" | "consumer"): number {
+  const left = context?.getRemainingTimeInMillis?.();
+  // Without a context (called directly, as by the tests), the function's usual time.
+  if (left === undefined) return role === "door" ? DEADLINE_MS : 60_000 - CONSUMER_RESERVE_MS;
+  if (role === "consumer") return Math.max(0, left - CONSUMER_RESERVE_MS);
+  // Segment gives up after 5 s, whatever the function's timeout.
+  return Math.max(0, Math.min(DEADLINE_MS, left - ANSWER_RESERVE_MS));
 }
 
 export type DirectResult = { status: number; error?: string };
@@ -205,23 +198,28 @@ export async function invokeDirect(
 }
 
 /**
- * Events whose type each event names, through the one pipeline, with every failure logged; shared
- * by both Lambda forms. Events this instance already delivered (by messageId) are answered as
- * delivered and not sent again.
+ * Events whose type each event names, through the one pipeline (queued: onto the queue), each
+ * counted and every failure logged; shared by both doors. Events delivered before (by messageId)
+ * are answered as delivered and not sent or queued again.
  */
 export async function deliverAll(
   events: readonly unknown[],
-  { config, delivered, queue }: LambdaInstance,
+  lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<Outcome[]> {
+  const { config, delivered, queue } = lambda;
   const { settings } = config;
-  // Logged once per cold start (logConfigProblem), not once per event.
-  if (!settings.ok) return events.map(() => retry(settings.message));
+  // Logged once per cold start (logConfigProblem), not once per event; counted per event.
+  if (!settings.ok) {
+    const outcomes = events.map(() => untilFixed(settings.message, "configuration"));
+    countOutcomes(lambda.metrics, outcomes);
+    return outcomes;
+  }
   const outcomes =
     config.queueUrl && queue
       ? await enqueue(events, settings.settings, queue, config.queueUrl, delivered)
       : await deliverOnce(events, settings.settings, runtime, delivered);
-  return logged(outcomes, described(events), config);
+  return observed(outcomes, described(events), lambda);
 }
 
 /** Events delivered before are answered as delivered, and not sent again. */
@@ -236,7 +234,7 @@ async function deliverOnce(
   const ids = events.map(messageIdOf);
   const done = await delivered.find(ids.filter((id) => id !== undefined));
   ids.forEach((id, index) => {
-    if (id !== undefined && done.has(id)) outcomes[index] = DELIVERED;
+    if (id !== undefined && done.has(id)) outcomes[index] = ALREADY_DELIVERED;
     else positions.push(index);
   });
   const sent = await deliver(
@@ -255,12 +253,13 @@ async function deliverOnce(
   return outcomes;
 }
 
-/** Every failure logged once, its message cleared of the configuration's secrets. */
-function logged(
+/** Every outcome counted, every failure logged once, its message cleared of the secrets. */
+function observed(
   outcomes: Outcome[],
   events: readonly { type?: unknown; messageId?: unknown }[][],
-  config: LambdaConfig,
+  { config, metrics }: LambdaInstance,
 ): Outcome[] {
+  countOutcomes(metrics, outcomes);
   return outcomes.map((outcome, index) => {
     if (outcome.kind === "delivered") return outcome;
     // The key is already out of every message; the webhook's secrets must be too.
@@ -280,16 +279,17 @@ function logFailure(
   outcome: Failure,
   { type, messageId }: { type?: unknown; messageId?: unknown },
 ): void {
-  const line = {
-    message:
-      outcome.kind === "retry" ? "Refiner delivery will be retried" : "Event rejected for Refiner",
-    outcome: outcome.kind === "retry" ? "retry" : outcome.reason,
-    error: outcome.message,
-    type: typeof type === "string" ? type : undefined,
-    messageId: typeof messageId === "string" ? messageId : undefined,
-  };
-  if (outcome.kind === "retry") console.warn(line);
-  else console.error(line);
+  const retrying = outcome.kind === "retry";
+  log(
+    retrying ? "WARN" : "ERROR",
+    retrying ? "Refiner delivery will be retried" : "Event rejected for Refiner",
+    {
+      outcome: retrying ? "retry" : outcome.reason,
+      error: outcome.message,
+      type: typeof type === "string" ? type : undefined,
+      messageId: typeof messageId === "string" ? messageId : undefined,
+    },
+  );
 }
 
 /**
@@ -299,21 +299,25 @@ function logFailure(
  */
 export async function consumeQueue(
   records: readonly QueueRecord[],
-  { config, queue, delivered }: LambdaInstance,
+  lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  const { config, queue, delivered } = lambda;
   const { settings } = config;
   if (!queue || !config.queueUrl) {
     // Without the queue's URL no message can be made to wait: each comes back after the queue's
     // visibility timeout. serverless.yml always sets it.
-    console.error({ message: "REFINER_QUEUE_URL is not set: every message comes back" });
+    log("ERROR", "REFINER_QUEUE_URL is not set: every message comes back");
     return { batchItemFailures: records.map((record) => ({ itemIdentifier: record.messageId })) };
   }
   // A broken configuration is logged once per cold start (logConfigProblem), not per message.
   const { events, outcomes } = settings.ok
     ? await consume(records, settings.settings, runtime, delivered)
-    : { events: records.map(() => []), outcomes: records.map(() => retry(settings.message)) };
-  logged(outcomes, events, config);
+    : {
+        events: records.map(() => []),
+        outcomes: records.map(() => untilFixed(settings.message, "configuration")),
+      };
+  observed(outcomes, events, lambda);
   const batchItemFailures = await retryLater(
     records,
     outcomes,

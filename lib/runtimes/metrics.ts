@@ -1,59 +1,126 @@
-// CloudWatch embedded metric format: one JSON line per invocation on standard output, which
-// CloudWatch turns into metrics with no API call. Written here rather than with Powertools: its
-// metrics and commons packages add about 116 KB to a bundle whose cold start is guarded (README,
+// CloudWatch embedded metric format: JSON lines on standard output, which CloudWatch turns into
+// metrics with no API call. Written here rather than with Powertools: its metrics and commons
+// packages add about 116 KB to the Lambda bundle, whose cold start is guarded (README,
 // "Performance"), for what fits in this file.
 //
-// The line goes to process.stdout itself: Lambda's JSON log format wraps console output in its own
-// object, and CloudWatch reads embedded metrics only from a line that is the object.
+// Lines go to process.stdout itself: Lambda's JSON log format keeps a line that is already a JSON
+// object, and CloudWatch reads embedded metrics from it.
 
-/** What every handler counts, by name. */
-export type MetricName =
-  | "Delivered"
-  | "Queued"
-  | "SkippedUnchanged"
-  | "SkippedDelivered"
-  | "Rejected"
-  | "Retried"
-  | "Throttled"
-  | "DeliveredTableUnavailable";
+import type { Outcome } from "../delivery/outcome.ts";
+
+/**
+ * Every metric, in namespace RefinerDestination with one dimension, Service: the stack (its
+ * functions' common name, `refiner-segment-destination-prod`). One set of metrics per stack keeps
+ * alarms simple and custom metrics few; Lambda's own metrics are per function.
+ */
+export const METRICS = {
+  Delivered: "Count",
+  Queued: "Count",
+  SkippedUnchanged: "Count",
+  SkippedDelivered: "Count",
+  Rejected: "Count",
+  RejectedInvalid: "Count",
+  RejectedNoContact: "Count",
+  RejectedUnsupported: "Count",
+  RejectedApiKey: "Count",
+  Retried: "Count",
+  Throttled: "Count",
+  ApiKeyRefused: "Count",
+  Misconfigured: "Count",
+  DeliveredTableUnavailable: "Count",
+  RefinerLatency: "Milliseconds",
+} as const;
+
+export type MetricName = keyof typeof METRICS;
 
 export const NAMESPACE = "RefinerDestination";
 
+/** CloudWatch takes at most 100 values of one metric in one line. */
+const MAX_VALUES = 100;
+
 export interface Metrics {
   count(name: MetricName, value?: number): void;
-  /** Writes what was counted since the last flush as one line, if anything was. */
+  /** One measurement (Refiner's latency); each is kept, for percentiles. */
+  record(name: MetricName, value: number): void;
+  /** Writes what was measured since the last flush as one line, if anything was. */
   flush(): void;
 }
 
 export function embeddedMetrics(
-  functionName: string,
+  service: string,
   write: (line: string) => void = (line) => process.stdout.write(line),
   now: () => number = Date.now,
 ): Metrics {
   let counts = new Map<MetricName, number>();
-  return {
+  let values = new Map<MetricName, number[]>();
+  const metrics: Metrics = {
     count(name, value = 1) {
       counts.set(name, (counts.get(name) ?? 0) + value);
     },
+    record(name, value) {
+      const list = values.get(name) ?? [];
+      list.push(value);
+      values.set(name, list);
+      if (list.length === MAX_VALUES) metrics.flush();
+    },
     flush() {
-      if (counts.size === 0) return;
-      const names = [...counts.keys()];
+      if (counts.size === 0 && values.size === 0) return;
+      const names = [...counts.keys(), ...values.keys()];
       const line = {
         _aws: {
           Timestamp: now(),
           CloudWatchMetrics: [
             {
               Namespace: NAMESPACE,
-              Dimensions: [["Function"]],
-              Metrics: names.map((name) => ({ Name: name, Unit: "Count" })),
+              Dimensions: [["Service"]],
+              Metrics: names.map((name) => ({ Name: name, Unit: METRICS[name] })),
             },
           ],
         },
-        Function: functionName,
+        Service: service,
         ...Object.fromEntries(counts),
+        ...Object.fromEntries(values),
       };
       counts = new Map();
+      values = new Map();
       write(`${JSON.stringify(line)}\n`);
     },
   };
+  return metrics;
+}
+
+/** The stack a function belongs to: its name without the function's own (serverless.yml). */
+export function serviceOf(functionName: string | undefined): string {
+  return functionName ? functionName.replace(/-(segment|webhook|deliver)$/, "") : "local";
+}
+
+const REJECTED: Record<Extract<Outcome, { kind: "rejected" }>["reason"], MetricName> = {
+  invalid: "RejectedInvalid",
+  "no-contact": "RejectedNoContact",
+  unsupported: "RejectedUnsupported",
+  "api-key": "RejectedApiKey",
+};
+
+const DELIVERED_VIA: Record<string, MetricName> = {
+  unchanged: "SkippedUnchanged",
+  "already-delivered": "SkippedDelivered",
+  queued: "Queued",
+};
+
+/** Counts what became of each event. */
+export function countOutcomes(metrics: Metrics, outcomes: readonly Outcome[]): void {
+  for (const outcome of outcomes) {
+    if (outcome.kind === "delivered") {
+      metrics.count(outcome.via ? (DELIVERED_VIA[outcome.via] as MetricName) : "Delivered");
+    } else if (outcome.kind === "rejected") {
+      metrics.count("Rejected");
+      metrics.count(REJECTED[outcome.reason]);
+      if (outcome.reason === "api-key") metrics.count("ApiKeyRefused");
+    } else {
+      metrics.count("Retried");
+      if (outcome.status === 429) metrics.count("Throttled");
+      if (outcome.cause === "api-key") metrics.count("ApiKeyRefused");
+      if (outcome.cause === "configuration") metrics.count("Misconfigured");
+    }
+  }
 }

@@ -8,7 +8,9 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import type { Runtime } from "../delivery/deliver.ts";
 import type { Outcome } from "../delivery/outcome.ts";
 import { toBatchItem } from "../segment/errors.ts";
-import { deliverAll, type LambdaConfig, type LambdaInstance, redactSecrets } from "./lambda.ts";
+import { deliverAll, type LambdaInstance } from "./lambda.ts";
+import { type LambdaConfig, redactSecrets } from "./lambda-config.ts";
+import { log } from "./log.ts";
 
 /** What a Function URL accepts; it refuses larger requests before the function runs. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -43,9 +45,7 @@ export async function handleWebhook(
   if (!isSigned(config) && !config.allowUnsignedWebhooks) {
     // A public URL without a secret would let anyone write into the customer's Refiner. 503 makes
     // Segment keep the events while the secret is being set.
-    console.error({
-      message: "Webhook refused: neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set",
-    });
+    log("ERROR", "Webhook refused: neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set");
     return reply(503, {
       error:
         "This endpoint has no SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN. Set them (ALLOW_UNSIGNED_WEBHOOKS=true only for local testing).",
@@ -62,7 +62,7 @@ export async function handleWebhook(
 
   const access = await authenticate(request, body, config);
   if (access === "first event only") {
-    console.error({ message: FIRST_EVENT_ONLY });
+    log("ERROR", FIRST_EVENT_ONLY);
     return reply(503, { error: FIRST_EVENT_ONLY });
   }
   if (access === "refused") {

@@ -16,10 +16,22 @@ export const LAMBDA_HANDLER = fileURLToPath(
   new URL("../../dist/lambda/handler.js", import.meta.url),
 );
 
+/** The parts of Lambda's context the handlers read. */
+export interface TestContext {
+  awsRequestId: string;
+  getRemainingTimeInMillis(): number;
+}
+
 export interface LambdaHandlers {
-  segment(event: unknown): Promise<unknown>;
-  webhook(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2>;
-  deliver(event: SQSEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
+  segment(event: unknown, context?: TestContext): Promise<unknown>;
+  webhook(
+    event: APIGatewayProxyEventV2,
+    context?: TestContext,
+  ): Promise<APIGatewayProxyStructuredResultV2>;
+  deliver(
+    event: SQSEvent,
+    context?: TestContext,
+  ): Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 }
 
 /**
@@ -51,16 +63,40 @@ export function webhookPost(
   });
 }
 
+/** The embedded-metrics lines the handlers wrote since the last captureConsole(). */
+export const metricLines: Record<string, unknown>[] = [];
+
 /**
- * Silences console.* for the current test and returns what was written, as `[level, ...args]`.
- * Undone by `vi.restoreAllMocks()`.
+ * Silences console.* and the handlers' JSON lines on standard output and error for the current
+ * test, and returns what was logged as `[level, fields]` (the JSON lines without their `level` and
+ * `timestamp`); embedded-metrics lines go to `metricLines`. Undone by `vi.restoreAllMocks()`.
  */
 export function captureConsole(): unknown[][] {
   const lines: unknown[][] = [];
+  metricLines.length = 0;
   for (const level of ["log", "info", "warn", "error"] as const) {
     vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
       lines.push([level, ...args]);
     });
+  }
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream);
+    vi.spyOn(stream, "write").mockImplementation(((chunk: unknown, ...rest: unknown[]) => {
+      const text = String(chunk);
+      let parsed: Record<string, unknown> | undefined;
+      try {
+        parsed = text.startsWith("{") ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed) return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+      if ("_aws" in parsed) metricLines.push(parsed);
+      else {
+        const { level, timestamp: _timestamp, ...fields } = parsed;
+        lines.push([String(level).toLowerCase(), fields]);
+      }
+      return true;
+    }) as typeof stream.write);
   }
   return lines;
 }

@@ -1,0 +1,112 @@
+// The Lambda functions' configuration: their environment (lib/runtimes/variables.ts), read and
+// checked once per cold start, with the secret variables from the stage's secret on AWS.
+
+import { redact } from "../delivery/outcome.ts";
+import { FIRST_BACKOFF_SECONDS } from "../queue/queue.ts";
+import {
+  LAMBDA_ENVIRONMENT,
+  parseSettings,
+  type SettingsResult,
+  settingsFromEnvironment,
+} from "../settings.ts";
+import { log } from "./log.ts";
+import { read } from "./variables.ts";
+
+export type Environment = Record<string, string | undefined>;
+
+export interface LambdaConfig {
+  settings: SettingsResult;
+  /**
+   * The Webhooks destination's shared secrets: SEGMENT_SHARED_SECRET, then during a rotation
+   * SEGMENT_SHARED_SECRET_PREVIOUS; none when unset.
+   */
+  sharedSecrets: string[];
+  /**
+   * Tokens Segment sends with every webhook request (header or URL): SEGMENT_WEBHOOK_TOKEN, then
+   * during a rotation SEGMENT_WEBHOOK_TOKEN_PREVIOUS; none when unset.
+   */
+  webhookTokens: string[];
+  allowUnsignedWebhooks: boolean;
+  /** Let a batch in on its first event's signature alone, as Segment signs batches. */
+  allowFirstEventSignature: boolean;
+  /** Queued delivery: the SQS FIFO queue the doors put events on; empty for direct delivery. */
+  queueUrl: string;
+  /** The queue consumer's share of REFINER_RATE_PER_MINUTE: the rate divided by REFINER_CONSUMERS. */
+  consumerRatePerMinute: number;
+  /** REFINER_RETRY_BACKOFF_SECONDS: a retryable message's first wait; it doubles at each receive. */
+  firstBackoffSeconds: number;
+  /** REFINER_DELIVERED_TABLE: the DynamoDB table of delivered messageIds; empty for none. */
+  deliveredTable: string;
+}
+
+/** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
+export const DEFAULT_RATE_PER_MINUTE = 3600;
+export const DEFAULT_CONSUMERS = 2;
+
+export function configFromEnvironment(env: Environment): LambdaConfig {
+  const rate = positiveNumber(read(env, "REFINER_RATE_PER_MINUTE"), DEFAULT_RATE_PER_MINUTE);
+  const consumers = positiveNumber(read(env, "REFINER_CONSUMERS"), DEFAULT_CONSUMERS);
+  const backoff = positiveNumber(read(env, "REFINER_RETRY_BACKOFF_SECONDS"), FIRST_BACKOFF_SECONDS);
+  const settings = parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT);
+  const problem =
+    rate === undefined
+      ? "REFINER_RATE_PER_MINUTE must be a positive number of requests a minute."
+      : consumers === undefined
+        ? "REFINER_CONSUMERS must be a positive whole number."
+        : backoff === undefined
+          ? "REFINER_RETRY_BACKOFF_SECONDS must be a positive number of seconds."
+          : undefined;
+  return {
+    settings: problem && settings.ok ? { ok: false, message: problem } : settings,
+    queueUrl: read(env, "REFINER_QUEUE_URL")?.trim() ?? "",
+    deliveredTable: read(env, "REFINER_DELIVERED_TABLE")?.trim() ?? "",
+    consumerRatePerMinute: (rate ?? DEFAULT_RATE_PER_MINUTE) / (consumers ?? DEFAULT_CONSUMERS),
+    firstBackoffSeconds: backoff ?? FIRST_BACKOFF_SECONDS,
+    sharedSecrets: present(
+      read(env, "SEGMENT_SHARED_SECRET"),
+      read(env, "SEGMENT_SHARED_SECRET_PREVIOUS"),
+    ),
+    webhookTokens: present(
+      read(env, "SEGMENT_WEBHOOK_TOKEN"),
+      read(env, "SEGMENT_WEBHOOK_TOKEN_PREVIOUS"),
+    ).map((token) => token.trim()),
+    allowUnsignedWebhooks: isTrue(read(env, "ALLOW_UNSIGNED_WEBHOOKS")),
+    allowFirstEventSignature: isTrue(read(env, "ALLOW_FIRST_EVENT_SIGNATURE")),
+  };
+}
+
+function positiveNumber(value: string | undefined, fallback: number): number | undefined {
+  if (value === undefined || value.trim() === "") return fallback;
+  const number = Number(value);
+  return Number.isFinite(number) && number > 0 ? number : undefined;
+}
+
+/** The values that are set, in order. */
+function present(...values: (string | undefined)[]): string[] {
+  return values.filter((value): value is string => Boolean(value?.trim()));
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value?.trim().toLowerCase() === "true";
+}
+
+/**
+ * The one line a cold start logs when the configuration cannot deliver anything. Until it is fixed
+ * every event is answered as retryable, so Segment keeps it.
+ */
+export function logConfigProblem(config: LambdaConfig): void {
+  if (!config.settings.ok) {
+    log("ERROR", "Refiner destination misconfigured: every event is answered as retryable", {
+      error: config.settings.message,
+    });
+  }
+}
+
+/** Removes the API key and every other secret of the configuration from a message. */
+export function redactSecrets(message: string, config: LambdaConfig): string {
+  const apiKey = config.settings.ok ? config.settings.settings.apiKey : "";
+  return [apiKey, ...config.sharedSecrets, ...config.webhookTokens].reduce(
+    (text, secret) => redact(text, secret),
+    message,
+  );
+}

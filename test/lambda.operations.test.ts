@@ -1,0 +1,236 @@
+// What an operator of the deployed stack relies on, through the built dist/lambda/handler.js: the
+// secrets read from the stage's Secrets Manager secret (a loopback stand-in of its protocol), log
+// lines that carry the request id and never traits, embedded metrics, and deadlines taken from the
+// time Lambda says is left.
+
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
+import { type LocalSecrets, startLocalSecrets } from "../local/secrets-emulator.ts";
+import { settle } from "../local/segment-runtime.ts";
+import { API_KEY, loadEvent } from "./support/fixtures.ts";
+import {
+  captureConsole,
+  type LambdaHandlers,
+  loadLambda,
+  metricLines,
+  webhookPost,
+} from "./support/lambda.ts";
+
+const SECRET_ID = "refiner-destination/test";
+const TOKEN = "wht_from_the_secret_5d1c9e";
+
+let refiner: RefinerEmulator;
+let secrets: LocalSecrets;
+let logged: unknown[][];
+
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  secrets = await startLocalSecrets();
+});
+afterAll(async () => {
+  await refiner.close();
+  await secrets.stop();
+});
+beforeEach(() => {
+  refiner.reset();
+  secrets.secrets.clear();
+  secrets.calls.length = 0;
+  secrets.failWith = undefined;
+  logged = captureConsole();
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.restoreAllMocks();
+  vi.useRealTimers();
+});
+
+/** A cold start as deployed: no secret in the environment, only the secret's id. */
+function deployed(env: Record<string, string> = {}): LambdaHandlers {
+  const all: Record<string, string> = {
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
+    AWS_LAMBDA_FUNCTION_NAME: "refiner-segment-destination-test-segment",
+    REFINER_SECRET_ID: SECRET_ID,
+    REFINER_API_KEY: "",
+    REFINER_API_BASE_URL: refiner.url,
+    SEGMENT_SHARED_SECRET: "",
+    SEGMENT_WEBHOOK_TOKEN: "",
+    ...env,
+  };
+  for (const [name, value] of Object.entries(all)) vi.stubEnv(name, value);
+  return loadLambda();
+}
+
+const context = (awsRequestId: string, left = 5900) => ({
+  awsRequestId,
+  getRemainingTimeInMillis: () => left,
+});
+
+describe("secrets from Secrets Manager", () => {
+  it("reads the API key from the stage's secret on the first invocation, and not on every one", async () => {
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: API_KEY }));
+    const lambda = deployed();
+    expect(secrets.calls).toEqual([]); // nothing at the cold start itself
+    await expect(lambda.segment(loadEvent("track"), context("r1"))).resolves.toEqual({
+      status: 200,
+    });
+    await expect(lambda.segment(loadEvent("page"), context("r2"))).resolves.toEqual({
+      status: 200,
+    });
+    expect(secrets.calls).toEqual(["GetSecretValue"]);
+    expect(refiner.requests.map((request) => request.headers.authorization)).toEqual([
+      `Bearer ${API_KEY}`,
+      `Bearer ${API_KEY}`,
+    ]);
+  });
+
+  it("takes a rotated key within 5 minutes, without a new deploy", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: "rfk_old_key_11" }));
+    const lambda = deployed();
+    // The emulator refuses the old key; direct, that is a permanent rejection.
+    await expect(lambda.segment(loadEvent("track"), context("r1"))).resolves.toMatchObject({
+      status: 401,
+    });
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: API_KEY }));
+    vi.setSystemTime(Date.now() + 5 * 60 * 1000 + 1);
+    await expect(lambda.segment(loadEvent("track"), context("r2"))).resolves.toEqual({
+      status: 200,
+    });
+    expect(secrets.calls).toEqual(["GetSecretValue", "GetSecretValue"]);
+  });
+
+  it("takes the webhook's token from the secret", async () => {
+    secrets.secrets.set(
+      SECRET_ID,
+      JSON.stringify({ REFINER_API_KEY: API_KEY, SEGMENT_WEBHOOK_TOKEN: TOKEN }),
+    );
+    const lambda = deployed();
+    const body = JSON.stringify([loadEvent("track")]);
+    const ok = await lambda.webhook(webhookPost(body, { authorization: `Bearer ${TOKEN}` }));
+    expect(ok.statusCode).toBe(200);
+    const refused = await lambda.webhook(webhookPost(body, { authorization: "Bearer wht_other" }));
+    expect(refused.statusCode).toBe(401);
+  });
+
+  it("answers as retryable while the secret cannot be read, naming it, and counts it", async () => {
+    secrets.failWith = "AccessDeniedException";
+    const lambda = deployed();
+    const { error } = await settle(lambda.segment(loadEvent("track"), context("r-denied")));
+    expect(error?.constructor.name).toBe("RetryError");
+    expect(error?.message).toBe(
+      `The secret ${SECRET_ID} could not be read (AccessDeniedException: refused by the local stand-in). Check that it exists (refiner-destination secret) and that the function's role may read it.`,
+    );
+    expect(logged).toContainEqual([
+      "error",
+      expect.objectContaining({
+        requestId: "r-denied",
+        message: expect.stringContaining("AccessDeniedException"),
+      }),
+    ]);
+    expect(metricLines).toContainEqual(expect.objectContaining({ Misconfigured: 1 }));
+    const answer = await lambda.webhook(webhookPost(JSON.stringify(loadEvent("track"))));
+    expect(answer.statusCode).toBe(503);
+    expect(refiner.requests).toHaveLength(0);
+
+    // Read again on the next invocation once it can be.
+    secrets.failWith = undefined;
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: API_KEY }));
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + 6000);
+    await expect(lambda.segment(loadEvent("track"), context("r-later"))).resolves.toEqual({
+      status: 200,
+    });
+  });
+
+  it("reads no secret where REFINER_API_KEY is in the environment (npm start, invoke local)", async () => {
+    const lambda = deployed({ REFINER_API_KEY: API_KEY });
+    await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });
+    expect(secrets.calls).toEqual([]);
+  });
+});
+
+describe("logs and metrics", () => {
+  it("writes JSON lines with the request id, messageId and type, and never the event's traits", async () => {
+    const lambda = deployed({ REFINER_API_KEY: API_KEY });
+    refiner.queue({ status: 422, body: { error: "bad trait" } });
+    const identify = loadEvent("identify");
+    const result = await lambda.segment(identify, context("req-7f3a"));
+    expect(result).toEqual({ status: 400, error: expect.stringContaining("bad trait") });
+    expect(logged).toEqual([
+      [
+        "error",
+        {
+          requestId: "req-7f3a",
+          message: "Event rejected for Refiner",
+          outcome: "invalid",
+          error: "Refiner rejected POST /identify-user with 422: bad trait",
+          type: "identify",
+          messageId: identify.messageId,
+        },
+      ],
+    ]);
+    expect(JSON.stringify(logged)).not.toContain("john.doe@example.com");
+    expect(JSON.stringify(logged)).not.toContain("San Francisco");
+  });
+
+  it("prints embedded metrics for each invocation: what became of each event, and Refiner's latency", async () => {
+    const lambda = deployed({ REFINER_API_KEY: API_KEY });
+    refiner.queue({ status: 201 }, { status: 422 }, { status: 429 });
+    await lambda.segment(
+      [
+        { type: "track", userId: "m1", event: "One", messageId: "m-1" },
+        { type: "track", userId: "m2", event: "Two", messageId: "m-2" },
+        { type: "track", anonymousId: "a", event: "Nobody" },
+      ],
+      context("req-m"),
+    );
+    await lambda.segment([{ type: "track", userId: "m3", event: "Three" }], context("req-n"));
+    expect(metricLines).toHaveLength(2);
+    const [first, second] = metricLines as Record<string, unknown>[];
+    expect(first).toEqual({
+      _aws: {
+        Timestamp: expect.any(Number),
+        CloudWatchMetrics: [
+          {
+            Namespace: "RefinerDestination",
+            Dimensions: [["Service"]],
+            Metrics: [
+              { Name: "Delivered", Unit: "Count" },
+              { Name: "Rejected", Unit: "Count" },
+              { Name: "RejectedInvalid", Unit: "Count" },
+              { Name: "RejectedNoContact", Unit: "Count" },
+              { Name: "RefinerLatency", Unit: "Milliseconds" },
+            ],
+          },
+        ],
+      },
+      Service: "refiner-segment-destination-test",
+      Delivered: 1,
+      Rejected: 2,
+      RejectedInvalid: 1,
+      RejectedNoContact: 1,
+      RefinerLatency: [expect.any(Number), expect.any(Number)],
+    });
+    expect(second).toMatchObject({
+      Retried: 1,
+      Throttled: 1,
+      RefinerLatency: [expect.any(Number)],
+    });
+  });
+});
+
+describe("deadlines from the runtime", () => {
+  it("starts no request when Lambda says too little time is left, and answers as retryable", async () => {
+    const lambda = deployed({ REFINER_API_KEY: API_KEY });
+    const { error } = await settle(lambda.segment(loadEvent("track"), context("short", 1500)));
+    expect(error?.constructor.name).toBe("RetryError");
+    expect(error?.message).toContain("too little time was left");
+    expect(refiner.requests).toHaveLength(0);
+    await expect(lambda.segment(loadEvent("track"), context("long", 5900))).resolves.toEqual({
+      status: 200,
+    });
+  });
+});
