@@ -137,6 +137,8 @@ await emit({
   format: "cjs",
   platform: "node",
   target: "node20",
+  // `secret` loads the AWS SDK from node_modules, as the repository's dev dependency.
+  external: ["@aws-sdk/*"],
   banner: { js: "#!/usr/bin/env node" },
   outfile: "dist/cli/refiner-destination.js",
 });

@@ -1,10 +1,12 @@
-// The `refiner-destination` command: `send` (backfill) and `deploy-segment`.
+// The `refiner-destination` command: `send` (backfill), `deploy-segment` and `secret`.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { boundedFetch, type Fetch } from "../lib/refiner/client.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
+import { secretsManagerStore, updateSecret } from "./secret.ts";
 import { SENDABLE_TYPES, send, WINDOW_EVENTS } from "./send.ts";
 
 const SEND_USAGE = `Usage:
@@ -35,6 +37,13 @@ const USAGE = `${SEND_USAGE}
       Creates or updates the destination function (dist/segment-function.js) in a Segment
       workspace. Needs SEGMENT_TOKEN; SEGMENT_API_URL for EU workspaces
       (https://eu1.api.segmentapis.com). Default name: "Refiner".
+
+  refiner-destination secret --stage STAGE [--rotate | --end-rotation]
+      Creates or updates the stage's secret in AWS Secrets Manager (refiner-destination/STAGE),
+      which the deployed functions read: asks for the Refiner API key and the Webhooks shared
+      secret on standard input, and makes the webhook token. An empty answer keeps a value.
+      --rotate makes a new token and keeps the old values beside the new ones until
+      --end-rotation. Uses the AWS credentials and region of this shell.
 `;
 
 const nodeFetch = fetch as unknown as Fetch;
@@ -49,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "deploy-segment") return deployCommand(rest);
+  if (command === "secret") return secretCommand(rest);
   const help =
     command === undefined || command === "--help" || command === "-h" || command === "help";
   (help ? process.stdout : process.stderr).write(USAGE);
@@ -180,6 +190,50 @@ async function deployCommand(args: string[]): Promise<number> {
     return 0;
   } catch (error) {
     process.stderr.write(`refiner-destination deploy-segment: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function secretCommand(args: string[]): Promise<number> {
+  let values: { stage?: string; rotate?: boolean; "end-rotation"?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        stage: { type: "string" },
+        rotate: { type: "boolean", default: false },
+        "end-rotation": { type: "boolean", default: false },
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`refiner-destination secret: ${(error as Error).message}\n`);
+    return 2;
+  }
+  if (!values.stage || (values.rotate && values["end-rotation"])) {
+    process.stderr.write(
+      "refiner-destination secret: give --stage STAGE (the one you deploy), and at most one of --rotate and --end-rotation.\n",
+    );
+    return 2;
+  }
+  // Answers are read line by line from standard input; the questions go to standard error.
+  const lines = createInterface({ input: process.stdin, terminal: false })[Symbol.asyncIterator]();
+  try {
+    return await updateSecret({
+      stage: values.stage,
+      rotate: Boolean(values.rotate),
+      endRotation: Boolean(values["end-rotation"]),
+      store: secretsManagerStore(process.env),
+      ask: async (question) => {
+        process.stderr.write(question);
+        const { value, done } = await lines.next();
+        return done ? "" : String(value);
+      },
+      say: (line) => process.stdout.write(`${line}\n`),
+    });
+  } catch (error) {
+    process.stderr.write(
+      `refiner-destination secret: ${(error as Error).name}: ${(error as Error).message}\n`,
+    );
     return 1;
   }
 }

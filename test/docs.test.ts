@@ -4,7 +4,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { LAMBDA_VARIABLES } from "../lib/runtimes/variables.ts";
 import { SETTINGS } from "../lib/settings.ts";
+import { variableRow } from "./support/variables-table.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
@@ -25,6 +27,16 @@ describe("README", () => {
 
   it("is a user guide of about 10 KB", () => {
     expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(10_240);
+  });
+});
+
+describe("docs/lambda.md", () => {
+  it("lists exactly the variables of lib/runtimes/variables.ts", () => {
+    const doc = read("docs/lambda.md");
+    const table = doc.slice(doc.indexOf("## The variables"), doc.indexOf("## Nothing twice"));
+    const rows = table.split("\n").filter((line) => line.startsWith("| `"));
+    expect(rows).toEqual(LAMBDA_VARIABLES.map(variableRow));
+    expect(rows).toHaveLength(16);
   });
 });
 

@@ -10,7 +10,15 @@ import {
   settingsFromEnvironment,
 } from "../settings.ts";
 import { log } from "./log.ts";
-import { read } from "./variables.ts";
+import type { VariableName } from "./variables.ts";
+
+/**
+ * A declared variable's value: only declared names compile. (The table itself stays out of the
+ * bundle: only its type is imported.)
+ */
+export function read(env: Environment, name: VariableName): string | undefined {
+  return env[name];
+}
 
 export type Environment = Record<string, string | undefined>;
 

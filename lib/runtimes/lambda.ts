@@ -34,11 +34,11 @@ import {
   type Environment,
   type LambdaConfig,
   logConfigProblem,
+  read,
   redactSecrets,
 } from "./lambda-config.ts";
 import { log, setRequestId } from "./log.ts";
 import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
-import { read } from "./variables.ts";
 
 /** What one Lambda instance builds at its cold start and keeps for every invocation. */
 export interface LambdaInstance {

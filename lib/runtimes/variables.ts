@@ -1,6 +1,6 @@
 // Every environment variable the Lambda functions read, declared once: which functions read it,
 // its default, whether it is a secret, and what it means. lib/runtimes/lambda.ts reads them by these
-// names only (`read`), serverless.yml gives each function the ones listed for it (a test compares
+// names only (`read` in lambda-config.ts takes a VariableName), serverless.yml gives each function the ones listed for it (a test compares
 // the packaged templates), and docs/lambda.md's table is this table (a test compares it too).
 //
 // Secrets never appear in serverless.yml: on AWS they are keys of the stage's Secrets Manager
