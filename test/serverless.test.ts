@@ -36,15 +36,17 @@ interface Template {
 }
 
 /** `npm run package` with these `--param`s into a fresh folder: the template and the folder. */
-async function packaged(params: string[] = []): Promise<{ template: Template; out: string }> {
+async function packaged(
+  params: string[] = [],
+): Promise<{ template: Template; out: string; said: string }> {
   const out = mkdtempSync(join(tmpdir(), "sls-package-"));
-  await run(
+  const { stdout, stderr } = await run(
     "npx",
     ["serverless", "package", "--package", out, ...params.flatMap((p) => ["--param", p])],
     { cwd: ROOT, env: cleanEnvironment() },
   );
   const text = readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8");
-  return { template: JSON.parse(text), out };
+  return { template: JSON.parse(text), out, said: `${stdout}${stderr}` };
 }
 
 function properties(template: Template, name: string): Record<string, unknown> {
@@ -101,8 +103,9 @@ function cfnLint(template: string): string[] {
 describe("npm run package, queued (the default)", () => {
   let template: Template;
   let out: string;
+  let said: string;
   beforeAll(async () => {
-    ({ template, out } = await packaged());
+    ({ template, out, said } = await packaged());
   }, 60_000);
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
@@ -278,9 +281,12 @@ describe("npm run package, queued (the default)", () => {
       expect(alarm.Properties.OKActions).toEqual([{ Ref: "AlarmTopic" }]);
       expect(alarm.Properties.AlarmDescription).toEqual(expect.any(String));
     }
-    // The topic always exists; the email subscription only with --param alarmEmail.
+    // The topic always exists; the email subscription only with --param alarmEmail, and without
+    // it the package says that nobody will be told.
     expect(template.Resources.AlarmTopic?.Condition).toBeUndefined();
     expect(template.Resources.AlarmEmail?.Condition).toBe("NotifyByEmail");
+    expect(said).toContain("No --param alarmEmail");
+    expect(said).toContain("nobody will be told when delivery fails");
   });
 
   it("watches the backlog by messages ready, which one failing contact cannot hold", () => {
