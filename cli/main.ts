@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { boundedFetch, type Fetch } from "../lib/refiner/client.ts";
+import { settingsFromEnvironment } from "../lib/settings.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
 import { secretsManagerStore, updateSecret } from "./secret.ts";
 import { SENDABLE_TYPES, send, WINDOW_EVENTS } from "./send.ts";
@@ -114,10 +115,12 @@ async function sendCommand(args: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
   return send({
     files: positionals,
-    apiKey: values["api-key"] ?? process.env.REFINER_API_KEY,
-    apiBaseUrl: values["api-base-url"] ?? process.env.REFINER_API_BASE_URL,
-    preserveTraitKeys: process.env.REFINER_PRESERVE_TRAIT_KEYS,
-    skipUnchangedMinutes: process.env.REFINER_SKIP_UNCHANGED_MINUTES,
+    // Every setting from its variable (docs/mapping.md, "Settings"); two have flags as well.
+    settings: {
+      ...settingsFromEnvironment(process.env),
+      ...(values["api-key"] === undefined ? {} : { apiKey: values["api-key"] }),
+      ...(values["api-base-url"] === undefined ? {} : { apiBaseUrl: values["api-base-url"] }),
+    },
     rate,
     failures: values.failures,
     rejected: values.rejected,

@@ -11,14 +11,20 @@
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { deliver } from "../lib/delivery/deliver.ts";
-import { DELIVERED, describe, type Failure } from "../lib/delivery/outcome.ts";
+import { DELIVERED, describe, type Failure, type Unsent } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { mapMemory } from "../lib/delivery/unchanged.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { EVENT_TYPES, eventType } from "../lib/segment/mapping.ts";
-import { parseSettings, type SettingNames, type Settings } from "../lib/settings.ts";
+import {
+  LAMBDA_ENVIRONMENT,
+  parseSettings,
+  type SettingNames,
+  type Settings,
+} from "../lib/settings.ts";
+import { TraitCensus } from "./census.ts";
 import {
   emptyTotals,
   type InputId,
@@ -37,10 +43,8 @@ export const SENDABLE_TYPES = EVENT_TYPES.filter((type) => type !== "alias");
 
 export interface SendOptions {
   files: string[];
-  apiKey?: string;
-  apiBaseUrl?: string;
-  preserveTraitKeys?: string;
-  skipUnchangedMinutes?: string;
+  /** The settings as given (the environment's, with --api-key and --api-base-url over them). */
+  settings: Record<string, unknown>;
   /** Requests per minute. */
   rate: number;
   failures: string;
@@ -65,13 +69,13 @@ export interface SendOptions {
   signal?: AbortSignal;
 }
 
+/** The two settings with flags of their own; the others are read from their variables. */
 const CLI_SETTINGS: SettingNames = (setting) =>
-  ({
-    apiKey: "The API key (--api-key or REFINER_API_KEY)",
-    apiBaseUrl: "--api-base-url (or REFINER_API_BASE_URL)",
-    preserveTraitKeys: "REFINER_PRESERVE_TRAIT_KEYS",
-    skipUnchangedMinutes: "REFINER_SKIP_UNCHANGED_MINUTES",
-  })[setting];
+  setting === "apiKey"
+    ? "The API key (--api-key or REFINER_API_KEY)"
+    : setting === "apiBaseUrl"
+      ? "--api-base-url (or REFINER_API_BASE_URL)"
+      : LAMBDA_ENVIRONMENT(setting);
 
 /** A contact's identifies and groups within this many events (or WINDOW_MS) become one request. */
 export const WINDOW_EVENTS = 10_000;
@@ -103,27 +107,11 @@ export async function send(options: SendOptions): Promise<number> {
     stderr.write(`refiner-destination send: ${problem}\n`);
     return 2;
   }
-  let settings: Settings;
-  if (options.dryRun) {
-    const parsed = parseSettings({
-      apiKey: "dry-run",
-      preserveTraitKeys: options.preserveTraitKeys,
-    });
-    if (!parsed.ok) return usage(stderr, parsed.message);
-    settings = parsed.settings;
-  } else {
-    const parsed = parseSettings(
-      {
-        apiKey: options.apiKey,
-        apiBaseUrl: options.apiBaseUrl,
-        preserveTraitKeys: options.preserveTraitKeys,
-        skipUnchangedMinutes: options.skipUnchangedMinutes,
-      },
-      CLI_SETTINGS,
-    );
-    if (!parsed.ok) return usage(stderr, parsed.message);
-    settings = parsed.settings;
-  }
+  // A dry run needs no key: it sends nothing.
+  const given = options.dryRun ? { ...options.settings, apiKey: "dry-run" } : options.settings;
+  const parsed = parseSettings(given, CLI_SETTINGS);
+  if (!parsed.ok) return usage(stderr, parsed.message);
+  const settings: Settings = parsed.settings;
 
   const terminal = terminalOutput(stderr);
   const log = (line: string) => terminal.line(line);
@@ -184,11 +172,13 @@ export async function send(options: SendOptions): Promise<number> {
   // What Refiner already has, for the run (the window's coalescing merges most repeats first).
   const sent = mapMemory();
   let shown = 0;
+  const census = new TraitCensus();
   const queues = new ContactQueues<Item>(
     {
       send: async (job) => {
         totals.requests += 1;
         if (options.dryRun) {
+          census.add(job.request.call);
           if (shown < options.show) {
             shown += 1;
             stdout.write(`would send: ${describeCall(job.request.call)}\n`);
@@ -250,12 +240,12 @@ export async function send(options: SendOptions): Promise<number> {
       settings,
     );
     const rejected: Item[] = [];
-    for (const [position, failure] of plan.failures) {
+    for (const [position, outcome] of plan.answered) {
       const item = items[position] as Item;
-      const reason = skipReason(item.event, failure);
+      const reason = skipReason(item.event, outcome);
       if (reason) skip(item, reason);
-      else {
-        log(`rejected ${describeEvents([item])}: ${printable(failure.message)}`);
+      else if (outcome.kind === "rejected" || outcome.kind === "retry") {
+        log(`rejected ${describeEvents([item])}: ${printable(outcome.message)}`);
         rejected.push(item);
       }
     }
@@ -333,6 +323,7 @@ export async function send(options: SendOptions): Promise<number> {
   if (wasInterrupted || fatal) save();
   else if (resumable) removeCheckpoint(options.checkpoint);
   stdout.write(summary(totals, started, incomplete, options, wasInterrupted));
+  if (options.dryRun) stdout.write(census.report());
   if (fatal) {
     stderr.write(
       `refiner-destination send: ${printable(fatal)}\nNothing more was sent; fix the key and run the same command again to resume.\n`,
@@ -380,7 +371,8 @@ function checkOptions(options: SendOptions): string | undefined {
 }
 
 /** Why an event that maps to no request is skipped rather than rejected, or undefined. */
-function skipReason(event: unknown, failure: Failure): string | undefined {
+function skipReason(event: unknown, failure: Unsent): string | undefined {
+  if (failure.kind === "delivered") return "left out by the settings";
   if (failure.kind !== "rejected") return undefined;
   if (failure.reason === "no-contact") return "no userId and no email";
   if (failure.reason !== "unsupported") return undefined;

@@ -1,42 +1,41 @@
 // The destination's settings, as Segment passes them (`settings.apiKey`, …) with every call, or as
-// Lambda reads them from its environment once. Messages name each setting the way its reader
-// configures it.
+// Lambda and the CLI read them from the environment. Each is declared once in SETTINGS, with how it
+// is parsed; the `Settings` type, the Segment function's banner (build.mjs), the Public API settings
+// (deploy-segment), the Lambda variables (lib/runtimes/variables.ts) and the README's table follow
+// from it. Messages name each setting the way its reader configures it.
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
-
-export interface Settings {
-  apiKey: string;
-  /** No trailing slash; paths are appended to it. */
-  apiBaseUrl: string;
-  preserveTraitKeys: boolean;
-  /** An identify or group whose body Refiner already has is not sent again for this long; 0: off. */
-  skipUnchangedMinutes: number;
-}
 
 /** Segment recommends an identify on every page load; most carry nothing new. */
 export const DEFAULT_SKIP_UNCHANGED_MINUTES = 60;
 
-export type SettingsResult = { ok: true; settings: Settings } | { ok: false; message: string };
+/** A parsed value, or what is wrong with it (a sentence that follows the setting's name). */
+type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
 
-export interface SettingDeclaration {
-  name: keyof Settings;
+export interface SettingDeclaration<Name extends string = string, Value = unknown> {
+  name: Name;
   label: string;
   /** Segment's setting types; it has no number type. */
-  type: "STRING" | "BOOLEAN";
+  type: "STRING" | "BOOLEAN" | "ARRAY" | "TEXT_MAP";
   required: boolean;
   sensitive: boolean;
   description: string;
   /** The Lambda's environment variable. */
   env: string;
+  /** What serverless.yml gives the variable when the deploy's environment has none. */
+  default: string;
+  parse(value: unknown): Parsed<Value>;
 }
 
-/**
- * The destination's settings, declared once. The Segment function's banner (build.mjs), the
- * Public API settings (deploy-segment), the Lambda's environment and the README's table come
- * from here (a test keeps the README equal).
- */
+function setting<const Name extends string, Value>(
+  declaration: SettingDeclaration<Name, Value>,
+): SettingDeclaration<Name, Value> {
+  return declaration;
+}
+
+/** The destination's settings, declared once. */
 export const SETTINGS = [
-  {
+  setting({
     name: "apiKey",
     label: "API Key",
     type: "STRING",
@@ -44,8 +43,19 @@ export const SETTINGS = [
     sensitive: true,
     description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
     env: "REFINER_API_KEY",
-  },
-  {
+    default: "",
+    parse: (value) => {
+      const key = typeof value === "string" ? value.trim() : "";
+      return key
+        ? { ok: true, value: key }
+        : {
+            ok: false,
+            problem:
+              "is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+          };
+    },
+  }),
+  setting({
     name: "apiBaseUrl",
     label: "API Base URL",
     type: "STRING",
@@ -54,8 +64,10 @@ export const SETTINGS = [
     description:
       "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
     env: "REFINER_API_BASE_URL",
-  },
-  {
+    default: "",
+    parse: parseBaseUrl,
+  }),
+  setting({
     name: "preserveTraitKeys",
     label: "Preserve Trait Keys",
     type: "BOOLEAN",
@@ -63,8 +75,10 @@ export const SETTINGS = [
     sensitive: false,
     description: "Send trait keys as written instead of snake_case.",
     env: "REFINER_PRESERVE_TRAIT_KEYS",
-  },
-  {
+    default: "false",
+    parse: (value) => parseBoolean(value, false),
+  }),
+  setting({
     name: "skipUnchangedMinutes",
     label: "Skip Unchanged Minutes",
     type: "STRING",
@@ -73,8 +87,88 @@ export const SETTINGS = [
     description:
       "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
     env: "REFINER_SKIP_UNCHANGED_MINUTES",
-  },
-] as const satisfies readonly SettingDeclaration[];
+    default: "60",
+    parse: parseMinutes,
+  }),
+  setting({
+    name: "traitMapping",
+    label: "Trait Mapping",
+    type: "TEXT_MAP",
+    required: false,
+    sensitive: false,
+    description:
+      "Renames user traits: Segment's trait as written or a dotted path (address.city) → the Refiner name, sent as written.",
+    env: "REFINER_TRAIT_MAPPING",
+    default: "",
+    parse: parseTextMap,
+  }),
+  setting({
+    name: "accountTraitMapping",
+    label: "Account Trait Mapping",
+    type: "TEXT_MAP",
+    required: false,
+    sensitive: false,
+    description: "The same for group (account) traits.",
+    env: "REFINER_ACCOUNT_TRAIT_MAPPING",
+    default: "",
+    parse: parseTextMap,
+  }),
+  setting({
+    name: "traitAllowList",
+    label: "Trait Allow List",
+    type: "ARRAY",
+    required: false,
+    sensitive: false,
+    description:
+      "When set, only these user and account traits are sent (keys as written or dotted paths; a key covers its nested ones).",
+    env: "REFINER_TRAIT_ALLOW_LIST",
+    default: "",
+    parse: (value) => parseList(value, undefined),
+  }),
+  setting({
+    name: "traitDenyList",
+    label: "Trait Deny List",
+    type: "ARRAY",
+    required: false,
+    sensitive: false,
+    description: "These user and account traits are never sent (keys as written or dotted paths).",
+    env: "REFINER_TRAIT_DENY_LIST",
+    default: "",
+    parse: (value) => parseList(value, new Set<string>()),
+  }),
+  setting({
+    name: "eventAllowList",
+    label: "Event Allow List",
+    type: "ARRAY",
+    required: false,
+    sensitive: false,
+    description:
+      "When set, only events with these Refiner names are sent (a track's name, a page's Viewed Pricing Page).",
+    env: "REFINER_EVENT_ALLOW_LIST",
+    default: "",
+    parse: (value) => parseList(value, undefined),
+  }),
+  setting({
+    name: "sendPageViews",
+    label: "Send Page Views",
+    type: "BOOLEAN",
+    required: false,
+    sensitive: false,
+    description: "Send page and screen calls as events (default true).",
+    env: "REFINER_SEND_PAGE_VIEWS",
+    default: "true",
+    parse: (value) => parseBoolean(value, true),
+  }),
+] as const;
+
+type Declared = (typeof SETTINGS)[number];
+
+/** The checked settings: each declaration's parsed value, by name. */
+export type Settings = {
+  [S in Declared as S["name"]]: S extends SettingDeclaration<string, infer Value> ? Value : never;
+};
+
+export type SettingsResult = { ok: true; settings: Settings } | { ok: false; message: string };
 
 /** How messages name a setting, the way its reader configures it. */
 export type SettingNames = (setting: keyof Settings) => string;
@@ -86,7 +180,7 @@ export const SEGMENT_SETTINGS: SettingNames = (setting) => `The ${setting} setti
 export const LAMBDA_ENVIRONMENT: SettingNames = (setting) =>
   SETTINGS.find(({ name }) => name === setting)?.env ?? setting;
 
-/** The settings as the Lambda's environment gives them. */
+/** The settings as an environment gives them (Lambda, the CLI). */
 export function settingsFromEnvironment(
   env: Record<string, string | undefined>,
 ): Record<string, unknown> {
@@ -98,52 +192,21 @@ export function parseSettings(
   names: SettingNames = SEGMENT_SETTINGS,
 ): SettingsResult {
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
-  return checkSettings(given, names);
+  const settings: Record<string, unknown> = {};
+  for (const declaration of SETTINGS) {
+    const parsed: Parsed<unknown> = declaration.parse(given[declaration.name]);
+    if (!parsed.ok) return { ok: false, message: `${names(declaration.name)} ${parsed.problem}` };
+    settings[declaration.name] = parsed.value;
+  }
+  return { ok: true, settings: settings as Settings };
 }
 
-function checkSettings(given: Record<string, unknown>, names: SettingNames): SettingsResult {
-  const { apiBaseUrl, preserveTraitKeys, skipUnchangedMinutes } = given;
-  const apiKey = typeof given.apiKey === "string" ? given.apiKey.trim() : "";
-  if (!apiKey) {
-    return {
-      ok: false,
-      message: `${names("apiKey")} is missing: set it to your Refiner API key (Refiner → Integrations → Segment, or the REST API key).`,
-    };
-  }
-
-  const baseUrl = checkBaseUrl(apiBaseUrl, names("apiBaseUrl"));
-  if (!baseUrl.ok) return baseUrl;
-
-  const preserve = parseBoolean(preserveTraitKeys);
-  if (preserve === undefined) {
-    return { ok: false, message: `${names("preserveTraitKeys")} must be true or false.` };
-  }
-
-  const skip = parseMinutes(skipUnchangedMinutes);
-  if (skip === undefined) {
-    return {
-      ok: false,
-      message: `${names("skipUnchangedMinutes")} must be a number of minutes (0 sends every identify and group).`,
-    };
-  }
-
-  return {
-    ok: true,
-    settings: {
-      apiKey,
-      apiBaseUrl: baseUrl.url,
-      preserveTraitKeys: preserve,
-      skipUnchangedMinutes: skip,
-    },
-  };
+function isEmpty(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
 }
 
-type BaseUrlResult = { ok: true; url: string } | { ok: false; message: string };
-
-function checkBaseUrl(value: unknown, name: string): BaseUrlResult {
-  if (value === undefined || value === null || value === "") {
-    return { ok: true, url: DEFAULT_API_BASE_URL };
-  }
+function parseBaseUrl(value: unknown): Parsed<string> {
+  if (isEmpty(value)) return { ok: true, value: DEFAULT_API_BASE_URL };
   let url: URL | undefined;
   if (typeof value === "string") {
     try {
@@ -164,10 +227,10 @@ function checkBaseUrl(value: unknown, name: string): BaseUrlResult {
     // The value itself is not echoed: it could carry credentials.
     return {
       ok: false,
-      message: `${name} must be an https:// URL without credentials, query or fragment (plain http:// only to 127.0.0.1, localhost or [::1]). Leave it empty for ${DEFAULT_API_BASE_URL}.`,
+      problem: `must be an https:// URL without credentials, query or fragment (plain http:// only to 127.0.0.1, localhost or [::1]). Leave it empty for ${DEFAULT_API_BASE_URL}.`,
     };
   }
-  return { ok: true, url: `${url.origin}${url.pathname.replace(/\/+$/, "")}` };
+  return { ok: true, value: `${url.origin}${url.pathname.replace(/\/+$/, "")}` };
 }
 
 function isLoopback(hostname: string): boolean {
@@ -175,21 +238,84 @@ function isLoopback(hostname: string): boolean {
 }
 
 /** Segment has no number setting: minutes come as text, or as a number from elsewhere. */
-function parseMinutes(value: unknown): number | undefined {
-  if (value === undefined || value === null || value === "") return DEFAULT_SKIP_UNCHANGED_MINUTES;
+function parseMinutes(value: unknown): Parsed<number> {
+  if (isEmpty(value)) return { ok: true, value: DEFAULT_SKIP_UNCHANGED_MINUTES };
   const minutes = typeof value === "string" ? Number(value.trim()) : value;
   return typeof minutes === "number" && Number.isFinite(minutes) && minutes >= 0
-    ? minutes
-    : undefined;
+    ? { ok: true, value: minutes }
+    : { ok: false, problem: "must be a number of minutes (0 sends every identify and group)." };
 }
 
-function parseBoolean(value: unknown): boolean | undefined {
-  if (value === undefined || value === null || value === "") return false;
-  if (typeof value === "boolean") return value;
+function parseBoolean(value: unknown, fallback: boolean): Parsed<boolean> {
+  if (isEmpty(value)) return { ok: true, value: fallback };
+  if (typeof value === "boolean") return { ok: true, value };
   if (typeof value === "string") {
     const text = value.trim().toLowerCase();
-    if (text === "true") return true;
-    if (text === "false") return false;
+    if (text === "true") return { ok: true, value: true };
+    if (text === "false") return { ok: true, value: false };
   }
-  return undefined;
+  return { ok: false, problem: "must be true or false." };
+}
+
+/**
+ * A TEXT_MAP: Segment gives an object of strings; an environment a JSON object. Empty means none.
+ */
+function parseTextMap(value: unknown): Parsed<ReadonlyMap<string, string>> {
+  const problem = {
+    ok: false as const,
+    problem:
+      'must map trait names to Refiner names, text to text (in a variable, a JSON object such as {"address.city": "city"}).',
+  };
+  let object = value;
+  if (typeof value === "string") {
+    if (value.trim() === "") return { ok: true, value: new Map() };
+    try {
+      object = JSON.parse(value);
+    } catch {
+      return problem;
+    }
+  }
+  if (isEmpty(object)) return { ok: true, value: new Map() };
+  if (typeof object !== "object" || object === null || Array.isArray(object)) return problem;
+  const entries = Object.entries(object);
+  if (!entries.every(([key, name]) => key.trim() && typeof name === "string" && name.trim())) {
+    return problem;
+  }
+  return {
+    ok: true,
+    value: new Map(entries.map(([key, name]) => [key.trim(), (name as string).trim()])),
+  };
+}
+
+/**
+ * An ARRAY: Segment gives a list of strings; an environment a JSON array or a comma-separated
+ * list. Empty means `none` (no list: everything passes an allow list that is not set).
+ */
+function parseList<None extends ReadonlySet<string> | undefined>(
+  value: unknown,
+  none: None,
+): Parsed<ReadonlySet<string> | None> {
+  const problem = {
+    ok: false as const,
+    problem:
+      'must be a list of names (in a variable, a JSON array such as ["plan", "address.city"], or names separated by commas).',
+  };
+  let items = value;
+  if (typeof value === "string") {
+    const text = value.trim();
+    if (text === "") return { ok: true, value: none };
+    if (text.startsWith("[")) {
+      try {
+        items = JSON.parse(text);
+      } catch {
+        return problem;
+      }
+    } else {
+      items = text.split(",");
+    }
+  }
+  if (isEmpty(items)) return { ok: true, value: none };
+  if (!Array.isArray(items) || !items.every((item) => typeof item === "string")) return problem;
+  const names = items.map((item: string) => item.trim()).filter(Boolean);
+  return { ok: true, value: names.length ? new Set(names) : none };
 }

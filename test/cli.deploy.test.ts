@@ -51,6 +51,57 @@ const FUNCTION_SETTINGS = [
     required: false,
     sensitive: false,
   },
+  {
+    name: "traitMapping",
+    label: "Trait Mapping",
+    type: "TEXT_MAP",
+    description:
+      "Renames user traits: Segment's trait as written or a dotted path (address.city) → the Refiner name, sent as written.",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "accountTraitMapping",
+    label: "Account Trait Mapping",
+    type: "TEXT_MAP",
+    description: "The same for group (account) traits.",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "traitAllowList",
+    label: "Trait Allow List",
+    type: "ARRAY",
+    description:
+      "When set, only these user and account traits are sent (keys as written or dotted paths; a key covers its nested ones).",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "traitDenyList",
+    label: "Trait Deny List",
+    type: "ARRAY",
+    description: "These user and account traits are never sent (keys as written or dotted paths).",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "eventAllowList",
+    label: "Event Allow List",
+    type: "ARRAY",
+    description:
+      "When set, only events with these Refiner names are sent (a track's name, a page's Viewed Pricing Page).",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "sendPageViews",
+    label: "Send Page Views",
+    type: "BOOLEAN",
+    description: "Send page and screen calls as events (default true).",
+    required: false,
+    sensitive: false,
+  },
 ];
 
 interface StoredFunction {

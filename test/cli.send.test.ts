@@ -53,10 +53,11 @@ afterEach(() => {
 function start(
   args: string[],
   nodeArgs: string[] = [],
+  env: Record<string, string> = {},
 ): { child: ChildProcess; done: Promise<Run> } {
   const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
     cwd: dir,
-    env: environment(),
+    env: { ...environment(), ...env },
   });
   children.add(child);
   child.on("close", () => children.delete(child));
@@ -440,6 +441,77 @@ describe("dry run and usage", () => {
     expect(run.stdout).toMatch(/Dry run in .*: read 200000 events; delivered 200000/);
     expect(refiner.requests).toHaveLength(0);
   }, 60_000);
+
+  it("counts the traits an archive would create after the settings, and warns over Refiner's 1,000", async () => {
+    // 1,200 users, each with a trait of its own beside two common ones.
+    const events = Array.from({ length: 1200 }, (_, i) => ({
+      type: "identify",
+      userId: `c${i}`,
+      traits: { plan: "trial", [`survey_${i}`]: true, company: { id: "acct", name: "Acme" } },
+      messageId: `census-${i}`,
+    }));
+    events.push({
+      type: "identify",
+      userId: "c0",
+      traits: { plan: "pro", seats: 3 } as never,
+      messageId: "census-last",
+    });
+    const input = file("census.ndjson", ndjson(events));
+    const all = await start(["send", input, "--dry-run", "--show", "0"]).done;
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain(
+      "Traits Refiner would create, after the settings: 1202 user traits, 1 account traits.",
+    );
+    expect(all.stdout).toContain(
+      "  most frequent user traits, by requests: plan (1200), seats (1), survey_0 (1),",
+    );
+    expect(all.stdout).toContain("  most frequent account traits, by requests: name (1200)");
+    expect(all.stdout).toContain(
+      "Warning: that is over the 1000 distinct traits Refiner keeps per environment",
+    );
+
+    const chosen = await start(["send", input, "--dry-run", "--show", "0"], [], {
+      // The allow list covers account traits too: the account keeps only its id.
+      REFINER_TRAIT_ALLOW_LIST: "plan,seats",
+    }).done;
+    expect(chosen.code).toBe(0);
+    expect(chosen.stdout).toContain(
+      "Traits Refiner would create, after the settings: 2 user traits, 0 account traits.",
+    );
+    expect(chosen.stdout).not.toContain("Warning");
+  });
+
+  it("sends as the settings' variables choose, and counts what they leave out as skipped", async () => {
+    const input = file(
+      "chosen.ndjson",
+      ndjson([
+        { type: "identify", userId: "s1", traits: { plan: "pro", ssn: "1-2-3" }, messageId: "k1" },
+        track("s1", "Trial Started"),
+        track("s1", "Clicked Logo"),
+        { type: "page", userId: "s1", name: "Pricing", messageId: "k4" },
+      ]),
+    );
+    const run = await start(
+      ["send", input, "--api-key", API_KEY, "--api-base-url", refiner.url],
+      [],
+      {
+        REFINER_TRAIT_DENY_LIST: "ssn",
+        REFINER_EVENT_ALLOW_LIST: "Trial Started",
+        REFINER_SEND_PAGE_VIEWS: "false",
+      },
+    ).done;
+    expect(run.code).toBe(0);
+    expect(refiner.requests.map((request) => request.body)).toEqual([
+      { plan: "pro", id: "s1" },
+      { event: "Trial Started", id: "s1" },
+    ]);
+    expect(run.stdout).toContain("  skipped 2: left out by the settings");
+    const bad = await start(["send", input, "--api-key", API_KEY], [], {
+      REFINER_EVENT_ALLOW_LIST: '["unclosed',
+    }).done;
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("REFINER_EVENT_ALLOW_LIST must be a list of names");
+  });
 
   it("prints usage for --help and send --help, and refuses bad options", async () => {
     for (const args of [["--help"], ["send", "--help"]]) {

@@ -10,6 +10,7 @@ import { decide } from "../lib/delivery/decide.ts";
 import { deliver } from "../lib/delivery/deliver.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { boundedFetch, ENDPOINTS, type Fetch, request } from "../lib/refiner/client.ts";
+import { parseSettings } from "../lib/settings.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { API_KEY } from "./support/fixtures.ts";
 
@@ -32,12 +33,13 @@ describe("deliver, with a 1.5 s deadline", () => {
       userId: `u${i}`,
       event: `E${i}`,
     }));
-    const settings = {
+    const parsed = parseSettings({
       apiKey: API_KEY,
       apiBaseUrl: refiner.url,
-      preserveTraitKeys: false,
-      skipUnchangedMinutes: 0,
-    };
+      skipUnchangedMinutes: "0",
+    });
+    if (!parsed.ok) throw new Error(parsed.message);
+    const { settings } = parsed;
     const started = Date.now();
     const outcomes = await deliver(events, settings, {
       fetch: nodeFetch as unknown as Fetch,

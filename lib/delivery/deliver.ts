@@ -87,13 +87,13 @@ async function guarded(
 }
 
 async function sendEach(
-  { phases, failures, copies }: BatchPlan,
+  { phases, answered, copies }: BatchPlan,
   count: number,
   settings: Settings,
   runtime: Runtime,
 ): Promise<Outcome[]> {
   const results: (Outcome | undefined)[] = new Array(count);
-  for (const [at, failure] of failures) results[at] = failure;
+  for (const [at, outcome] of answered) results[at] = outcome;
 
   const deadline = runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS);
   const connection: Connection = {

@@ -6,7 +6,7 @@ export type Outcome =
    * Done: Refiner took it, or needs nothing more (`via` says why no request was made: Refiner
    * already has this body, or this messageId; or it was queued for the consumer).
    */
-  | { kind: "delivered"; via?: "unchanged" | "already-delivered" | "queued" }
+  | { kind: "delivered"; via?: "unchanged" | "already-delivered" | "queued" | "filtered" }
   /** Permanent: retrying the same event cannot succeed. */
   | {
       kind: "rejected";
@@ -32,6 +32,13 @@ export const DELIVERED: Outcome = { kind: "delivered" };
 export const UNCHANGED: Outcome = { kind: "delivered", via: "unchanged" };
 export const ALREADY_DELIVERED: Outcome = { kind: "delivered", via: "already-delivered" };
 export const QUEUED: Outcome = { kind: "delivered", via: "queued" };
+
+/** Left out by the user's own settings (allow lists, page views off): handled, not failed. */
+export type Filtered = { kind: "delivered"; via: "filtered" };
+export const FILTERED: Filtered = { kind: "delivered", via: "filtered" };
+
+/** What an event can become without a request: a failure, or left out by the settings. */
+export type Unsent = Failure | Filtered;
 
 /** Segment shows error messages to people; keep them readable and bounded whatever Refiner sends. */
 export const MAX_MESSAGE_LENGTH = 500;

@@ -8,10 +8,10 @@
 //   phases, so what came before it is sent before it, and what came after, after.
 
 import type { RefinerCall } from "../refiner/client.ts";
-import { type EventType, eventType, isFailure, mapEvent } from "../segment/mapping.ts";
+import { type EventType, eventType, isOutcome, mapEvent } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
-import type { Failure } from "./outcome.ts";
+import type { Failure, Unsent } from "./outcome.ts";
 
 /** One Refiner request and the input positions of the events it delivers. */
 export interface PlannedRequest {
@@ -27,12 +27,13 @@ interface Identify {
 
 /**
  * What a batch becomes, before anything is sent: requests in phases (each phase is sent after the
- * one before it), the failures of events that map to no request, and the events that repeat an
+ * one before it), what became of the events that map to no request (a failure, or left out by the
+ * settings), and the events that repeat an
  * earlier one's messageId, which share its outcome.
  */
 export interface BatchPlan {
   phases: PlannedRequest[][];
-  failures: Map<number, Failure>;
+  answered: Map<number, Unsent>;
   copies: [copy: number, original: number][];
 }
 
@@ -44,7 +45,7 @@ export function planBatch(
   settings: Settings,
   typeOf: TypeOf = eventType,
 ): BatchPlan {
-  const failures = new Map<number, Failure>();
+  const answered = new Map<number, Unsent>();
   const firstWithId = new Map<string, number>();
   const copies: [copy: number, original: number][] = [];
   const phases: PlannedRequest[][] = [];
@@ -70,8 +71,8 @@ export function planBatch(
 
     const type = typeOf(event);
     const call = typeof type === "string" ? mapEvent(type, event, settings) : type;
-    if (isFailure(call)) {
-      failures.set(index, call);
+    if (isOutcome(call)) {
+      answered.set(index, call);
       return;
     }
     if (call.call === "identifyUser") {
@@ -87,7 +88,7 @@ export function planBatch(
     }
   });
   closePhase();
-  return { phases, failures, copies };
+  return { phases, answered, copies };
 }
 
 /** Whom a request is about: the same userId, or the same email when there is no userId. */

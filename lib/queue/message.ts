@@ -6,9 +6,9 @@
 // U+FFFE and U+FFFF in a message, and fauxqs everything above U+FFFF, while JSON.stringify leaves
 // them raw; escaped, any event is accepted, and JSON.parse gives back the same text.
 
-import { type Failure, invalid } from "../delivery/outcome.ts";
+import { invalid, type Unsent } from "../delivery/outcome.ts";
 import { ENDPOINTS, type RefinerCall } from "../refiner/client.ts";
-import { eventType, isFailure, mapEvent } from "../segment/mapping.ts";
+import { eventType, isOutcome, mapEvent } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 
@@ -36,7 +36,7 @@ export function encodeMessage(message: QueuedMessage): string {
 export function decodeMessage(
   body: string,
   settings: Settings,
-): Omit<QueuedMessage, "refiner"> | Failure {
+): Omit<QueuedMessage, "refiner"> | Unsent {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -52,7 +52,7 @@ export function decodeMessage(
   // Queued by the first version: one Segment event, mapped here.
   const type = eventType(parsed);
   const call = typeof type === "string" ? mapEvent(type, parsed, settings) : type;
-  if (isFailure(call)) return call;
+  if (isOutcome(call)) return call;
   const { messageId } = parsed as { messageId?: unknown };
   return {
     call,

@@ -23,11 +23,12 @@ import {
   type Outcome,
   QUEUED,
   retry,
+  type Unsent,
   untilFixed,
 } from "../delivery/outcome.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
-import { isFailure } from "../segment/mapping.ts";
+import { isOutcome } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { decodeMessage, encodeMessage, type QueuedEvent } from "./message.ts";
@@ -88,12 +89,12 @@ export async function enqueue(
     fresh.map((index) => events[index]),
     settings,
   );
-  for (const [at, failure] of plan.failures) outcomes[fresh[at] as number] = failure;
+  for (const [at, outcome] of plan.answered) outcomes[fresh[at] as number] = outcome;
   const pending: Pending[] = [];
   for (const planned of plan.phases.flat()) {
     const positions = planned.events.map((at) => fresh[at] as number);
     const message = toMessage(planned, positions, events);
-    if (isFailure(message)) {
+    if (isOutcome(message)) {
       for (const index of positions) outcomes[index] = message;
     } else {
       pending.push(message);
@@ -288,7 +289,7 @@ export async function consume(
   delivered: DeliveredIds,
 ): Promise<{ events: QueuedEvent[][]; outcomes: Outcome[] }> {
   const messages = records.map((record) => decodeMessage(record.body, settings));
-  const events = messages.map((message) => (isFailure(message) ? [] : message.events));
+  const events = messages.map((message) => (isOutcome(message) ? [] : message.events));
   const idsOf = (index: number) =>
     (events[index] ?? []).flatMap((event) => (event.messageId ? [event.messageId] : []));
   const done = await delivered.find(records.flatMap((_, index) => idsOf(index)));
@@ -299,13 +300,13 @@ export async function consume(
 
   // One phase, in the queue's order: the pipeline keeps each contact's requests in that order.
   const requests: PlannedRequest[] = [];
-  const failures = new Map<number, Failure>();
+  const answered = new Map<number, Unsent>();
   messages.forEach((message, index) => {
-    if (isFailure(message)) failures.set(index, message);
+    if (isOutcome(message)) answered.set(index, message);
     else if (!isDone(index)) requests.push({ call: message.call, events: [index] });
   });
   const sent = await sendPlan(
-    { phases: [requests], failures, copies: [] },
+    { phases: [requests], answered, copies: [] },
     records.length,
     settings,
     runtime,

@@ -18,6 +18,7 @@ export const METRICS = {
   Queued: "Count",
   SkippedUnchanged: "Count",
   SkippedDelivered: "Count",
+  Filtered: "Count",
   Rejected: "Count",
   RejectedInvalid: "Count",
   RejectedNoContact: "Count",
@@ -105,6 +106,7 @@ const DELIVERED_VIA: Record<string, MetricName> = {
   unchanged: "SkippedUnchanged",
   "already-delivered": "SkippedDelivered",
   queued: "Queued",
+  filtered: "Filtered",
 };
 
 /** Counts what became of each event. */

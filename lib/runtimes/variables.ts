@@ -26,11 +26,6 @@ export interface LambdaVariable {
   meaning: string;
 }
 
-const SETTING_DEFAULTS: Record<string, string> = {
-  REFINER_PRESERVE_TRAIT_KEYS: "false",
-  REFINER_SKIP_UNCHANGED_MINUTES: "60",
-};
-
 /** The variables of the Lambda forms alone; the settings' follow from SETTINGS. */
 const OWN_VARIABLES = [
   {
@@ -139,7 +134,7 @@ export const LAMBDA_VARIABLES: readonly LambdaVariable[] = [
     (setting): LambdaVariable => ({
       name: setting.env,
       functions: ALL,
-      default: SETTING_DEFAULTS[setting.env] ?? "",
+      default: setting.default,
       secret: setting.sensitive,
       setBy: "you",
       meaning: setting.description,

@@ -1,8 +1,9 @@
 // Segment event → the Refiner call it becomes (docs/mapping.md). Pure: no I/O, no clock.
 // Every function returns either the call or the Failure that says what to fix.
 
-import { type Failure, invalid, unsupported } from "../delivery/outcome.ts";
+import { type Failure, FILTERED, invalid, type Unsent, unsupported } from "../delivery/outcome.ts";
 import type { RefinerCall } from "../refiner/client.ts";
+import type { Settings } from "../settings.ts";
 import { isPlainObject, normalizeTraits, type Traits } from "./traits.ts";
 
 /**
@@ -29,11 +30,20 @@ export const SEGMENT_HANDLERS = Object.fromEntries(
 
 type Event = Record<string, unknown>;
 
-export interface MappingOptions {
-  preserveTraitKeys: boolean;
-}
+/** The settings the mapping reads. */
+export type MappingOptions = Pick<
+  Settings,
+  | "preserveTraitKeys"
+  | "traitMapping"
+  | "accountTraitMapping"
+  | "traitAllowList"
+  | "traitDenyList"
+  | "eventAllowList"
+  | "sendPageViews"
+>;
 
-export function isFailure<T extends object>(result: T | Failure): result is Failure {
+/** Whether a result is what became of the event (a failure, or filtered) rather than a call. */
+export function isOutcome<T extends object>(result: T | Unsent): result is Unsent {
   return "kind" in result;
 }
 
@@ -56,13 +66,13 @@ export function mapEvent(
   type: EventType,
   event: unknown,
   options: MappingOptions,
-): RefinerCall | Failure {
+): RefinerCall | Unsent {
   if (!isPlainObject(event)) return notAnObject(event);
   if (type === "alias")
     return unsupported("Refiner cannot merge contacts, so alias events are not sent.");
 
   const who = contact(event, type);
-  if (isFailure(who)) return who;
+  if (isOutcome(who)) return who;
   switch (type) {
     case "identify":
       return identifyCall(event, who, options);
@@ -78,11 +88,12 @@ export function mapEvent(
       const name = nonEmptyString(event.event);
       if (!name)
         return invalid("The track event has no event name: set `event` to a non-empty string.");
-      return { call: "trackEvent", body: withContact({ event: name }, who) };
+      return trackCall(name, who, options);
     }
     case "page":
     case "screen":
-      return { call: "trackEvent", body: withContact({ event: viewName(type, event) }, who) };
+      if (!options.sendPageViews) return FILTERED;
+      return trackCall(viewName(type, event), who, options);
     case "delete":
       return {
         call: "deleteContact",
@@ -98,16 +109,33 @@ const RESERVED = ["id", "email", "account"];
 /** An account's own key: its id is the groupId or company id, never a trait. */
 const ACCOUNT_KEYS = ["id"];
 
+/** A track, page or screen as the event Refiner records, unless the event allow list leaves it out. */
+function trackCall(name: string, who: Contact, options: MappingOptions): RefinerCall | Unsent {
+  if (options.eventAllowList && !options.eventAllowList.has(name)) return FILTERED;
+  return { call: "trackEvent", body: withContact({ event: name }, who) };
+}
+
 function identifyCall(event: Event, who: Contact, options: MappingOptions): RefinerCall {
   const traits = objectAt(event, "traits");
   const company = objectAt(traits, "company");
   const companyId = identifier(company.id);
+  // An Engage audience or computed trait arrives as an identify trait under its own key, which
+  // passes the allow list: turning one on must not silently stop audiences.
+  const computationKey = nonEmptyString(
+    objectAt(objectAt(event, "context"), "personas").computation_key,
+  );
   // A company with an id is the contact's account; without one it is just a nested trait.
   const body: Record<string, unknown> = normalizeTraits(traits, {
     preserveKeys: options.preserveTraitKeys,
     skip: companyId ? SKIP_WITH_COMPANY : SKIP,
     // Refiner reads `account` as the account object: a plain `account` trait would be taken for it.
     reserved: RESERVED,
+    selection: {
+      rename: options.traitMapping,
+      allow: options.traitAllowList,
+      deny: options.traitDenyList,
+      ...(computationKey ? { alwaysAllow: [computationKey] } : {}),
+    },
   });
   if (companyId) body.account = account(companyId, company, options);
   return { call: "identifyUser", body: withContact(body, who) };
@@ -192,11 +220,17 @@ function withContact(body: Record<string, unknown>, who: Contact): Record<string
   return body;
 }
 
+/** An account: its id, and its traits as the account trait mapping and the lists choose them. */
 function account(id: string, traits: Event, options: MappingOptions): Traits {
   const normalized = normalizeTraits(traits, {
     preserveKeys: options.preserveTraitKeys,
     skip: ACCOUNT_KEYS,
     reserved: ACCOUNT_KEYS,
+    selection: {
+      rename: options.accountTraitMapping,
+      allow: options.traitAllowList,
+      deny: options.traitDenyList,
+    },
   });
   normalized.id = id;
   return normalized;

@@ -29,6 +29,33 @@ export interface TraitOptions {
   skip?: readonly string[];
   /** Keys the body uses itself (`id`, `email`, `account`): no trait may produce them. */
   reserved?: readonly string[];
+  /** The user's choice of traits (settings traitMapping, traitAllowList, traitDenyList). */
+  selection?: TraitSelection;
+}
+
+/**
+ * Which traits are sent, and under which names. Paths are Segment's keys as written, nested ones
+ * joined with dots (`address.city`); a path covers everything nested below it.
+ */
+export interface TraitSelection {
+  /** Path → the Refiner name, sent as written; for an object, the prefix of its flattened keys. */
+  rename: ReadonlyMap<string, string>;
+  /** When set, only these paths are sent. */
+  allow: ReadonlySet<string> | undefined;
+  deny: ReadonlySet<string>;
+  /** Top-level keys that pass the allow list whatever it says (an Engage audience's own key). */
+  alwaysAllow?: readonly string[];
+}
+
+/** How a path stands with an allow list: sent, not sent, or an object some of whose keys are. */
+type Allowed = "yes" | "no" | "partly";
+
+function allowedBy(selection: TraitSelection | undefined, path: string, depth: number): Allowed {
+  const allow = selection?.allow;
+  if (!allow || allow.has(path)) return "yes";
+  if (depth === 0 && selection.alwaysAllow?.includes(path)) return "yes";
+  for (const allowed of allow) if (allowed.startsWith(`${path}.`)) return "partly";
+  return "no";
 }
 
 /**
@@ -47,23 +74,33 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
     out.set(key, { value, exact });
   };
 
+  const { selection } = options;
+  /** `covered`: an enclosing path is on the allow list, so everything below it is sent. */
   const walk = (
     object: Record<string, unknown>,
     prefix: string,
     rawPrefix: string,
+    dottedPrefix: string,
     depth: number,
+    covered: boolean,
   ) => {
     for (const [rawKey, value] of Object.entries(object)) {
-      const part = rename(rawKey);
-      if (!part || (depth === 0 && options.skip?.includes(rawKey))) {
-        continue;
-      }
-      const key = prefix ? `${prefix}_${part}` : part;
-      const rawPath = rawPrefix ? `${rawPrefix}_${rawKey}` : rawKey;
+      if (depth === 0 && options.skip?.includes(rawKey)) continue;
+      const dotted = dottedPrefix ? `${dottedPrefix}.${rawKey}` : rawKey;
+      if (selection?.deny.has(dotted)) continue;
+      const allowed = covered ? "yes" : allowedBy(selection, dotted, depth);
+      if (allowed === "no" || (allowed === "partly" && !isPlainObject(value))) continue;
+      // A renamed key is sent as the user wrote its new name; it counts as written in snake_case.
+      const renamed = selection?.rename.get(dotted);
+      const part = renamed ?? rename(rawKey);
+      if (!part) continue;
+      const key = renamed ?? (prefix ? `${prefix}_${part}` : part);
+      const rawPath = renamed ?? (rawPrefix ? `${rawPrefix}_${rawKey}` : rawKey);
 
       if (isPlainObject(value)) {
-        if (depth + 1 < MAX_TRAIT_DEPTH) walk(value, key, rawPath, depth + 1);
-        else put(key, rawPath === key, jsonText(value));
+        if (depth + 1 < MAX_TRAIT_DEPTH) {
+          walk(value, key, rawPath, dotted, depth + 1, allowed === "yes");
+        } else put(key, rawPath === key, jsonText(value));
         continue;
       }
       const converted = traitValue(value);
@@ -71,7 +108,7 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
     }
   };
 
-  walk(source, "", "", 0);
+  walk(source, "", "", "", 0, false);
   return Object.fromEntries([...out].map(([key, { value }]) => [key, value]));
 }
 
