@@ -32,6 +32,8 @@ export interface Poller {
 
 export function startPoller({ client, queueUrl, handlers, onBatch }: PollerOptions): Poller {
   let running = true;
+  // Stopping ends the long polls in flight at once instead of after their second.
+  const stopping = new AbortController();
   const loop = async (handler: DeliverHandler) => {
     while (running) {
       const received = await client
@@ -42,6 +44,7 @@ export function startPoller({ client, queueUrl, handlers, onBatch }: PollerOptio
             WaitTimeSeconds: 1,
             MessageSystemAttributeNames: ["All"],
           }),
+          { abortSignal: stopping.signal },
         )
         .catch(() => undefined);
       const messages = received?.Messages ?? [];
@@ -67,6 +70,7 @@ export function startPoller({ client, queueUrl, handlers, onBatch }: PollerOptio
   return {
     async stop() {
       running = false;
+      stopping.abort();
       await Promise.all(loops);
     },
   };

@@ -10,7 +10,6 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { ENDPOINTS } from "../lib/refiner/client.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -146,7 +145,9 @@ function defaultReply(request: RecordedRequest, apiKey: string | undefined): Rep
       return { status: 404, body: { message: "API key not valid or does not exist" } };
     }
   }
-  const known: string[] = Object.values(ENDPOINTS).map((endpoint) => endpoint.request);
+  // Refiner's routes as its API documents them (docs/mapping.md), written here rather than taken
+  // from the client, so that a wrong path in the client gets Refiner's 404.
+  const known = ["POST /identify-user", "POST /track-event", "DELETE /contact"];
   const route = `${request.method} ${request.path.split("?")[0]}`;
   if (!known.includes(route)) return { status: 404, body: { message: "Not found" } };
   return { status: 201, body: { message: "ok", contact_uuid: randomUUID() } };

@@ -7,18 +7,26 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
 import nodeFetch, { Headers } from "node-fetch";
-import { SEGMENT_HANDLERS, type SegmentHandlerName } from "../lib/segment/mapping.ts";
 
 export const SEGMENT_FUNCTION = fileURLToPath(
   new URL("../dist/segment-function.js", import.meta.url),
 );
 
-/** The handlers the bundle declares, as the wrapper passes them: one per call type, and onBatch. */
+/**
+ * The handlers Segment's wrapper passes to a destination function (docs/architecture.md, "The
+ * runtimes"): Segment's list, not the bundle's, so that a handler the bundle lacks shows.
+ */
 export const HANDLER_NAMES = [
-  ...(Object.keys(SEGMENT_HANDLERS) as SegmentHandlerName[]),
+  "onIdentify",
+  "onGroup",
+  "onTrack",
+  "onPage",
+  "onScreen",
+  "onAlias",
+  "onDelete",
   "onBatch",
 ] as const;
-export type HandlerName = SegmentHandlerName | "onBatch";
+export type HandlerName = (typeof HANDLER_NAMES)[number];
 
 // Segment's classes, distinct from the bundle's own look-alikes: tests assert `instanceof` these,
 // which only holds when the bundle throws what the runtime gave it.

@@ -1,4 +1,5 @@
-// The pasteable script has the shape Segment's editor can load (RUNTIMES.md §1).
+// The pasteable script has the shape Segment's editor can load (docs/architecture.md, "The
+// runtimes").
 
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -10,8 +11,21 @@ describe("dist/segment-function.js", () => {
   it("opens with how to paste it and which settings to create", () => {
     const header = code.slice(0, code.indexOf("\n\n"));
     expect(header).toMatch(/^\/\/ Refiner destination for Segment/);
-    for (const setting of ["apiKey", "apiBaseUrl", "preserveTraitKeys"])
-      expect(header).toContain(setting);
+    const settings = [...header.matchAll(/^\/\/ {3}(\w+) +(string|boolean|array|text_map),/gm)].map(
+      (match) => match[1],
+    );
+    expect(settings).toEqual([
+      "apiKey",
+      "apiBaseUrl",
+      "preserveTraitKeys",
+      "skipUnchangedMinutes",
+      "traitMapping",
+      "accountTraitMapping",
+      "traitAllowList",
+      "traitDenyList",
+      "eventAllowList",
+      "sendPageViews",
+    ]);
   });
 
   it("declares every handler as a top-level async function", () => {

@@ -15,7 +15,7 @@ const CODE = readFileSync(join(ROOT, "dist", "segment-function.js"), "utf8");
 const TOKEN = "sgp_public_api_token_5e1b";
 const run = promisify(execFile);
 
-/** What the function's settings must be in Segment (MAPPING.md, "Settings"). */
+/** What the function's settings must be in Segment (docs/mapping.md, "Settings"). */
 const FUNCTION_SETTINGS = [
   {
     name: "apiKey",

@@ -13,6 +13,7 @@ import {
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
 import { API_KEY, busiestWindow, trackCounts } from "./support/fixtures.ts";
+import { size } from "./support/volume.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
@@ -305,6 +306,7 @@ describe("order and stalls", () => {
     expect(refiner.requests.map((request) => request.body)).toEqual([{ plan: "new", id: "x" }]);
   }, 30_000);
 
+  const STUCK_BACKOFF_MS = size(1000, 1500);
   it("parks a contact that always fails, while the others go on without waiting for it", async () => {
     const events = Array.from({ length: 1000 }, (_, i) =>
       track(`u${i % 100}`, `Step ${Math.floor(i / 100)}`),
@@ -314,7 +316,7 @@ describe("order and stalls", () => {
     );
     const run = await send(
       [file("stuck.ndjson", ndjson(events))],
-      ["--attempts", "3", "--backoff", "1500"],
+      ["--attempts", "3", "--backoff", String(STUCK_BACKOFF_MS)],
     );
     expect(run.code).toBe(1);
     const stuck = refiner.requests.filter(
@@ -325,7 +327,7 @@ describe("order and stalls", () => {
     );
     expect(stuck).toHaveLength(3); // its first event, tried three times; the rest never sent
     expect(tracks(others).size).toBe(990);
-    // Everyone else was delivered before the stuck contact's last try, 1.5 s + 3 s after its first.
+    // Everyone else was delivered before the stuck contact's last try, 3 back-offs after its first.
     const lastTry = (stuck.at(-1) as RecordedRequest).at;
     expect(Math.max(...others.map((request) => request.at))).toBeLessThan(lastTry);
     expect(lines(join(dir, "refiner-failures.ndjson")).map((event) => event.event)).toEqual(
@@ -336,15 +338,17 @@ describe("order and stalls", () => {
 });
 
 describe("resume", () => {
-  // 20,000 events: 1,000 contacts, each identified 18 times (coalesced) and with 2 tracks.
+  // 20 rounds of every contact (1,000 at full size): each identified 18 times (coalesced) and with
+  // 2 tracks.
+  const CONTACTS = size(150, 1000);
   const archive = () =>
     file(
       "archive.ndjson.gz",
       gzipSync(
         ndjson(
-          Array.from({ length: 20_000 }, (_, i) => {
-            const user = `u${i % 1000}`;
-            const round = Math.floor(i / 1000);
+          Array.from({ length: 20 * CONTACTS }, (_, i) => {
+            const user = `u${i % CONTACTS}`;
+            const round = Math.floor(i / CONTACTS);
             return round % 10 === 9
               ? track(user, `Event ${round}`)
               : { type: "identify", userId: user, traits: { round }, messageId: `i-${i}` };
@@ -366,10 +370,10 @@ describe("resume", () => {
       "60000",
     ];
     const { child, done } = start(args);
-    // About 2 s in, and once it is well under way (a loaded machine starts it slowly).
+    // Once it is well under way (a loaded machine starts it slowly), and at full size 2 s in.
     const started = Date.now();
-    while (Date.now() - started < 2000 || refiner.requests.length < 200) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    while (Date.now() - started < size(0, 2000) || refiner.requests.length < CONTACTS / 5) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
     child.kill(signal);
     const first = await done;
@@ -383,14 +387,14 @@ describe("resume", () => {
     expect(first.code).toBe(130);
     expect(first.stdout).toMatch(/Interrupted in .*: read \d+ events/);
     expect(first.stdout).toContain("run the same command again to resume");
-    expect(sentFirst).toBeGreaterThan(100);
-    expect(sentFirst).toBeLessThan(4000);
+    expect(sentFirst).toBeGreaterThan(CONTACTS / 10);
+    expect(sentFirst).toBeLessThan(4 * CONTACTS);
     expect(second.stderr).toMatch(
       /Resuming from refiner-send\.checkpoint\.json: \d+ events already settled/,
     );
     expect(second.code).toBe(0);
     const sent = tracks();
-    expect(sent.size).toBe(2000);
+    expect(sent.size).toBe(2 * CONTACTS);
     expect([...sent].filter(([, count]) => count > 1)).toEqual([]);
     // Every contact ends at its latest traits.
     const last = new Map<unknown, unknown>();
@@ -398,7 +402,7 @@ describe("resume", () => {
       const body = request.body as { id: string; round?: number };
       if (request.path === "/identify-user") last.set(body.id, body.round);
     }
-    expect(last.size).toBe(1000);
+    expect(last.size).toBe(CONTACTS);
     expect([...last.values()].every((round) => round === 18)).toBe(true);
     expect(existsSync(join(dir, "refiner-send.checkpoint.json"))).toBe(false);
   }, 60_000);
@@ -408,15 +412,16 @@ describe("resume", () => {
     expect(first.signal).toBe("SIGKILL");
     expect(second.code).toBe(0);
     const sent = tracks();
-    expect(sent.size).toBe(2000);
+    expect(sent.size).toBe(2 * CONTACTS);
     const twice = [...sent].filter(([, count]) => count > 1);
     expect(twice.length).toBeLessThanOrEqual(8);
   }, 60_000);
 });
 
 describe("dry run and usage", () => {
-  it("dry-runs 200,000 events in flat memory, printing a sample and sending nothing", async () => {
-    const events = Array.from({ length: 200_000 }, (_, i) =>
+  const DRY_EVENTS = size(20_000, 200_000);
+  it(`dry-runs ${DRY_EVENTS} events in flat memory, printing a sample and sending nothing`, async () => {
+    const events = Array.from({ length: DRY_EVENTS }, (_, i) =>
       i % 4 === 0
         ? {
             type: "identify",
@@ -434,11 +439,13 @@ describe("dry run and usage", () => {
     const { done } = start(["send", input, "--dry-run", "--show", "3"], ["--require", rss]);
     const run = await done;
     const peak = Number(run.stderr.match(/peak RSS (\d+) KB/)?.[1]);
-    process.stdout.write(`dry run of 200,000 events: peak RSS ${Math.round(peak / 1024)} MB\n`);
+    process.stdout.write(
+      `dry run of ${DRY_EVENTS} events: peak RSS ${Math.round(peak / 1024)} MB\n`,
+    );
     expect(run.code).toBe(0);
     expect(peak).toBeLessThan(300 * 1024);
     expect(run.stdout.match(/^would send: /gm)).toHaveLength(3);
-    expect(run.stdout).toMatch(/Dry run in .*: read 200000 events; delivered 200000/);
+    expect(run.stdout).toContain(`: read ${DRY_EVENTS} events; delivered ${DRY_EVENTS},`);
     expect(refiner.requests).toHaveLength(0);
   }, 60_000);
 
@@ -576,7 +583,7 @@ describe("requests", () => {
       },
     ]).flat();
     const input = file("rate.ndjson", ndjson(events));
-    const rate = 3000; // a minute: 50 a second
+    const rate = size(6000, 3000); // a minute: 100 or 50 a second
     const run = await start([
       "send",
       input,
@@ -595,7 +602,7 @@ describe("requests", () => {
       expect.objectContaining({ plan: "pro", seats: 1, account: { id: expect.any(String) } }),
     );
     const most = busiestWindow(refiner.requests, 1000);
-    // 50 a second after a burst of at most a tenth of a second's worth (5).
+    // rate / 60 a second after a burst of at most a tenth of a second's worth.
     // Up to 8 more may have left just before a window and arrive inside it.
     expect(most).toBeLessThanOrEqual(rate / 60 + rate / 600 + 8);
   }, 30_000);

@@ -1,6 +1,6 @@
-// The pipeline's parts with what they can be given: a short deadline, a clock. The end-to-end tests
-// through the bundles keep one real 4.5 s deadline per runtime (segment-function.outcomes and
-// lambda.segment); these check the same rules in a fraction of the time.
+// The pipeline's parts with what they can be given: a short deadline, a clock. The real 4.5 s
+// deadline of each runtime is waited out in `npm run test:volume` (test/volume/real-deadlines.test.ts);
+// these check the same rules in a fraction of the time, by what was answered rather than by clocks.
 
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -46,8 +46,7 @@ describe("deliver, with a 1.5 s deadline", () => {
       startedAt: started,
       budgetMs: 1500,
     });
-    expect(Date.now() - started).toBeLessThan(1500);
-    // Rounds of 8 start at about 0, 200 and 400 ms; none after 500 ms.
+    // Rounds of 8 start at about 0, 200 and 400 ms; none in the last second, after 500 ms.
     const delivered = outcomes.findIndex((outcome) => outcome.kind !== "delivered");
     expect(delivered).toBeGreaterThanOrEqual(16);
     expect(delivered).toBeLessThanOrEqual(32);
@@ -107,19 +106,15 @@ describe.each(runtimes)("request through %s, with a 500 ms limit", (_, runtimeFe
     ["no answer at all", () => {}],
   ])("gives up on %s at the limit, and closes the connection", async (_what, listener) => {
     const baseUrl = await serve(listener);
-    const started = Date.now();
     const result = await request(
       { call: "trackEvent", body: { event: "E", id: "u1" } },
       { fetch: runtimeFetch, apiKey: API_KEY, baseUrl },
       500,
     );
-    const elapsed = Date.now() - started;
+    // Given up by the request's own limit, not by anything else.
     expect(result).toEqual({ error: new Error("no complete answer within 500 ms") });
-    expect(elapsed).toBeGreaterThanOrEqual(490);
-    expect(elapsed).toBeLessThan(1500);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(closedAt).toHaveLength(1);
-    expect((closedAt[0] as number) - started).toBeLessThan(1500);
+    // And the connection is closed, not left to the server: the abort reached the socket.
+    await vi.waitFor(() => expect(closedAt).toHaveLength(1), { timeout: 1000, interval: 20 });
   });
 });
 

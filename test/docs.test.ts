@@ -17,6 +17,19 @@ describe("README", () => {
   it("lists exactly the declared settings, each with its variable, type and description", () => {
     const table = readme.slice(readme.indexOf("## Settings"), readme.indexOf("## What Refiner"));
     const rows = table.split("\n").filter((line) => line.startsWith("| `"));
+    // The names themselves, written out, so that the declarations are checked too.
+    expect(rows.map((row) => row.split(" | ").slice(0, 2).join(" "))).toEqual([
+      "| `apiKey` `REFINER_API_KEY`",
+      "| `apiBaseUrl` `REFINER_API_BASE_URL`",
+      "| `preserveTraitKeys` `REFINER_PRESERVE_TRAIT_KEYS`",
+      "| `skipUnchangedMinutes` `REFINER_SKIP_UNCHANGED_MINUTES`",
+      "| `traitMapping` `REFINER_TRAIT_MAPPING`",
+      "| `accountTraitMapping` `REFINER_ACCOUNT_TRAIT_MAPPING`",
+      "| `traitAllowList` `REFINER_TRAIT_ALLOW_LIST`",
+      "| `traitDenyList` `REFINER_TRAIT_DENY_LIST`",
+      "| `eventAllowList` `REFINER_EVENT_ALLOW_LIST`",
+      "| `sendPageViews` `REFINER_SEND_PAGE_VIEWS`",
+    ]);
     expect(rows).toEqual(
       SETTINGS.map(
         (setting) =>
@@ -36,7 +49,32 @@ describe("docs/lambda.md", () => {
     const table = doc.slice(doc.indexOf("## The variables"), doc.indexOf("## Nothing twice"));
     const rows = table.split("\n").filter((line) => line.startsWith("| `"));
     expect(rows).toEqual(LAMBDA_VARIABLES.map(variableRow));
-    expect(rows).toHaveLength(22);
+    expect(rows.map((row) => row.split(" | ")[0])).toEqual(
+      [
+        "REFINER_API_KEY",
+        "REFINER_API_BASE_URL",
+        "REFINER_PRESERVE_TRAIT_KEYS",
+        "REFINER_SKIP_UNCHANGED_MINUTES",
+        "REFINER_TRAIT_MAPPING",
+        "REFINER_ACCOUNT_TRAIT_MAPPING",
+        "REFINER_TRAIT_ALLOW_LIST",
+        "REFINER_TRAIT_DENY_LIST",
+        "REFINER_EVENT_ALLOW_LIST",
+        "REFINER_SEND_PAGE_VIEWS",
+        "REFINER_SECRET_ID",
+        "REFINER_QUEUE_URL",
+        "REFINER_DELIVERED_TABLE",
+        "REFINER_CONSUMERS",
+        "REFINER_RATE_PER_MINUTE",
+        "REFINER_RETRY_BACKOFF_SECONDS",
+        "SEGMENT_SHARED_SECRET",
+        "SEGMENT_WEBHOOK_TOKEN",
+        "SEGMENT_SHARED_SECRET_PREVIOUS",
+        "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
+        "ALLOW_UNSIGNED_WEBHOOKS",
+        "ALLOW_FIRST_EVENT_SIGNATURE",
+      ].map((name) => `| \`${name}\``),
+    );
   });
 });
 

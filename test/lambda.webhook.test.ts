@@ -343,7 +343,7 @@ describe("requests", () => {
   });
 });
 
-describe("outcomes (MAPPING.md, webhook column)", () => {
+describe("outcomes (docs/mapping.md, webhook column)", () => {
   it.each<[string, Reply | undefined, unknown, number]>([
     ["2xx", { status: 201 }, loadEvent("track"), 200],
     ["a bad event", undefined, { type: "track", event: "X" }, 400],

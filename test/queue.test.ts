@@ -23,6 +23,7 @@ import {
   metricLines,
   webhookPost,
 } from "./support/lambda.ts";
+import { size } from "./support/volume.ts";
 
 const TOKEN = "wht_queue_7c2e9a41b58d3f06";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -163,7 +164,7 @@ async function queued(env: Record<string, string> = {}, maxReceiveCount = 30, ke
 /** Drains the queue with `consumers` instances until `done()` or time is up. */
 async function drain(
   consumers: number,
-  done: () => boolean,
+  done: () => boolean | Promise<boolean>,
   limitMs = 20_000,
   env: Record<string, string> = {},
 ) {
@@ -171,11 +172,14 @@ async function drain(
   const handlers = Array.from({ length: consumers }, () => loadLambda().deliver);
   const poller = startPoller({ client: queues.client, queueUrl: queues.queueUrl, handlers });
   const started = Date.now();
-  while (!done() && Date.now() - started < limitMs) {
+  while (!(await done()) && Date.now() - started < limitMs) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await poller.stop();
 }
+
+/** Whether the queue holds nothing, visible or in flight. */
+const emptied = async () => (await queues.count(queues.queueUrl)) === 0;
 
 const trackCounts = () => countTracks(refiner.requests);
 
@@ -283,7 +287,8 @@ describe("draining", () => {
     const lambda = await queued();
     const events = tracks(60, "u", "Storm", "s");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
-    const stormUntil = Date.now() + 5000;
+    // Refiner throttles for a while: 5 s at full size.
+    const stormUntil = Date.now() + size(1500, 5000);
     let throttled = 0;
     refiner.respond(() => {
       if (Date.now() < stormUntil) {
@@ -309,25 +314,22 @@ describe("draining", () => {
     expect(await queues.count(queues.queueUrl)).toBe(0);
   }, 30_000);
 
-  it("moves a contact that always fails to the dead-letter queue, intact, and delivers the others", async () => {
-    const lambda = await queued({}, 3);
+  const receives = size(1, 3);
+  it(`moves a contact that always fails to the dead-letter queue after ${receives} receive(s), intact, and delivers the others`, async () => {
+    const lambda = await queued({}, receives);
     const stuck = { type: "track", userId: "stuck", event: "Never Stored", messageId: "dead-1" };
     const others = tracks(20, "ok", "Fine", "ok-");
     await lambda.webhook(webhookPost(JSON.stringify([stuck, ...others]), auth));
     refiner.respond((request) =>
       (request.body as { id?: string }).id === "stuck" ? { status: 500 } : undefined,
     );
-    let dead = 0;
-    await drain(2, () => {
-      void queues.count(queues.deadLetterUrl).then((count) => {
-        dead = count;
-      });
+    await drain(2, async () => {
       const delivered = [...trackCounts().keys()].filter((key) => key.startsWith("ok")).length;
-      return dead === 1 && delivered === 20;
+      return delivered === 20 && (await queues.count(queues.deadLetterUrl)) === 1;
     });
     const counts = trackCounts();
     expect([...counts.keys()].filter((key) => key.startsWith("ok"))).toHaveLength(20);
-    expect(counts.get("stuck Never Stored")).toBe(3); // received 3 times, then moved
+    expect(counts.get("stuck Never Stored")).toBe(receives); // received that often, then moved
     const { ReceiveMessageCommand } = await import("@aws-sdk/client-sqs");
     const { Messages } = await queues.client.send(
       new ReceiveMessageCommand({ QueueUrl: queues.deadLetterUrl, MaxNumberOfMessages: 10 }),
@@ -341,15 +343,24 @@ describe("draining", () => {
     ]);
   }, 30_000);
 
-  it("keeps two consumers together under REFINER_RATE_PER_MINUTE", async () => {
-    const lambda = await queued({ REFINER_RATE_PER_MINUTE: "600", REFINER_CONSUMERS: "2" });
-    const events = tracks(110, "r", "Paced", "p");
+  // Full size: 150 events at 600 a minute, so that 100 in any 10 s is a bound the run could break.
+  // Small: 200 at 6,000 a minute over 1 s windows, where each consumer's burst of a tenth of a
+  // second's worth (5) and a request in flight at each edge add up to 115 at the most; unpaced,
+  // the 200 would all arrive within a second.
+  const pacing = size(
+    { rate: 6000, events: 200, windowMs: 1000, most: 115 },
+    { rate: 600, events: 150, windowMs: 10_000, most: 100 },
+  );
+  it(`keeps two consumers together under REFINER_RATE_PER_MINUTE (${pacing.rate} a minute)`, async () => {
+    const lambda = await queued({
+      REFINER_RATE_PER_MINUTE: String(pacing.rate),
+      REFINER_CONSUMERS: "2",
+    });
+    const events = tracks(pacing.events, "r", "Paced", "p");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
-    await drain(2, () => trackCounts().size === 110, 25_000);
-    expect(trackCounts().size).toBe(110);
-    const most = busiestWindow(refiner.requests, 10_000);
-    process.stdout.write(`most requests in a 10 s window at 600 a minute, 2 consumers: ${most}\n`);
-    expect(most).toBeLessThanOrEqual(110);
+    await drain(2, () => trackCounts().size === pacing.events, 25_000);
+    expect(trackCounts().size).toBe(pacing.events);
+    expect(busiestWindow(refiner.requests, pacing.windowMs)).toBeLessThanOrEqual(pacing.most);
   }, 40_000);
 });
 
@@ -361,8 +372,8 @@ describe("a refused key, a broken configuration", () => {
     const lambda = await queued();
     const events = tracks(30, "k", "Kept", "key-");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
-    // The key is refused for 3 s, as while it is rotated or mistyped.
-    const refusedUntil = Date.now() + 3000;
+    // The key is refused for a while (3 s at full size), as while it is rotated or mistyped.
+    const refusedUntil = Date.now() + size(500, 3000);
     let refused = 0;
     refiner.respond(() => {
       if (Date.now() >= refusedUntil) return undefined;
@@ -387,7 +398,7 @@ describe("a refused key, a broken configuration", () => {
     const lambda = await queued({ REFINER_RETRY_BACKOFF_SECONDS: "60" });
     const events = tracks(5, "m", "Misconfigured", "mis-");
     await lambda.webhook(webhookPost(JSON.stringify(events), auth));
-    await drain(1, () => false, 2500, { REFINER_API_KEY: "" });
+    await drain(1, () => visibilities.length === 5, 10_000, { REFINER_API_KEY: "" });
     // Received once and set aside for 60 s, not cycled toward the dead-letter queue.
     expect(visibilities).toEqual([60, 60, 60, 60, 60]);
     expect(await queues.count(queues.queueUrl)).toBe(5);
@@ -405,14 +416,14 @@ describe("a refused key, a broken configuration", () => {
 });
 
 describe("coalescing before the queue", () => {
-  it("queues a contact's identifies and group as one message: a realistic mix costs 0.70 requests per event", async () => {
+  it("queues a contact's identifies and group as one message: a realistic mix costs 0.70 requests an event", async () => {
     const lambda = await queued();
-    const events = analyticsBatch({ users: 100, seed: "mix", session: REALISTIC_SESSION });
-    expect(events).toHaveLength(1000);
+    const users = size(30, 100);
+    const events = analyticsBatch({ users, seed: "mix", session: REALISTIC_SESSION });
     expect((await lambda.webhook(webhookPost(JSON.stringify(events), auth))).statusCode).toBe(200);
-    expect(await queues.count(queues.queueUrl)).toBe(700);
-    await drain(2, () => trackCounts().size === 600 && identifies().length === 100);
-    expect(refiner.requests).toHaveLength(700);
+    expect(await queues.count(queues.queueUrl)).toBe(users * 7);
+    await drain(2, () => trackCounts().size === users * 6 && identifies().length === users);
+    expect(refiner.requests).toHaveLength(users * 7);
     expect(refiner.requests.length / events.length).toBeLessThanOrEqual(0.72);
     // One identify per contact, with its traits and its account.
     const user0 = identifies().find(
@@ -431,9 +442,10 @@ describe("coalescing before the queue", () => {
 });
 
 describe("characters", () => {
-  it("queues emoji, U+FFFE and U+FFFF in a 1,000-event batch, and Refiner receives the text unchanged", async () => {
+  const CHAR_USERS = size(40, 200);
+  it(`queues emoji, U+FFFE and U+FFFF in a ${CHAR_USERS * 5}-event batch, and Refiner receives the text unchanged`, async () => {
     const lambda = await queued();
-    const events = analyticsBatch({ users: 200, seed: "chars" });
+    const events = analyticsBatch({ users: CHAR_USERS, seed: "chars" });
     // A quarter of the events carry an emoji; some identifies a character SQS refuses raw.
     events.forEach((event, index) => {
       if (index % 4 === 1 && event.type === "track") event.event = `${event.event} 🚀`;
@@ -444,8 +456,11 @@ describe("characters", () => {
     });
     const result = await lambda.webhook(webhookPost(JSON.stringify(events), auth));
     expect(result.statusCode).toBe(200);
-    expect(await queues.count(queues.queueUrl)).toBe(1000);
-    await drain(2, () => trackCounts().size === 800 && identifies().length === 200);
+    expect(await queues.count(queues.queueUrl)).toBe(CHAR_USERS * 5);
+    await drain(
+      2,
+      () => trackCounts().size === CHAR_USERS * 4 && identifies().length === CHAR_USERS,
+    );
     const names = [...trackCounts().keys()];
     expect(names.filter((name) => name.endsWith(" 🚀"))).toHaveLength(
       events.filter((event) => typeof event.event === "string" && event.event.endsWith(" 🚀"))
@@ -455,7 +470,7 @@ describe("characters", () => {
     const mottos = identifies().filter(
       (request) => (request.body as { motto?: string }).motto !== undefined,
     );
-    expect(mottos.length).toBe(50);
+    expect(mottos.length).toBe(CHAR_USERS / 4); // every fourth user's identify
     for (const request of mottos) {
       expect((request.body as { motto: string }).motto).toBe("ship it \uffff\ufffe — ça va");
     }
@@ -570,7 +585,7 @@ describe("never twice", () => {
     expect((await door.webhook(webhookPost(JSON.stringify(events), auth))).statusCode).toBe(200);
     // Three identifies (one per contact) and nine tracks.
     expect(await queues.count(queues.queueUrl)).toBe(12);
-    await drain(1, () => false, 3000, {
+    await drain(1, emptied, 10_000, {
       AWS_ENDPOINT_URL_DYNAMODB: (table as LocalTable).endpoint,
     });
     expect(await queues.count(queues.queueUrl)).toBe(0);

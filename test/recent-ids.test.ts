@@ -1,4 +1,4 @@
-// The bounded memory of delivered messageIds (lib/recent-ids.ts), with an injected clock.
+// The bounded memory of delivered messageIds (lib/delivery/recent-ids.ts), with an injected clock.
 
 import { describe, expect, it } from "vitest";
 import { recentIds } from "../lib/delivery/recent-ids.ts";

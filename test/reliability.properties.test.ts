@@ -13,7 +13,6 @@ import {
 import {
   EventNotSupported,
   HANDLER_NAMES,
-  InvalidEventPayload,
   loadSegmentFunction,
   RetryError,
   type SegmentFunction,
@@ -30,7 +29,9 @@ beforeAll(async () => {
 });
 afterAll(() => refiner.close());
 
-const SEGMENT_ERRORS = [RetryError, ValidationError, EventNotSupported, InvalidEventPayload];
+// The three classes the destination throws (docs/mapping.md, "Outcomes"); Segment's fourth,
+// InvalidEventPayload, is never thrown, so it would hide a wrong class here.
+const SEGMENT_ERRORS = [RetryError, ValidationError, EventNotSupported];
 const RUNS = 200;
 
 // ---- arbitraries ---------------------------------------------------------------------------

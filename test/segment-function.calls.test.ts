@@ -1,4 +1,4 @@
-// Every call row of MAPPING.md, through the built bundle loaded the way Segment loads it.
+// Every call row of docs/mapping.md, through the built bundle loaded the way Segment loads it.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";

@@ -79,8 +79,11 @@ const statements = (template: Template, role: string) =>
     }[]
   ).flatMap((policy) => policy.PolicyDocument.Statement);
 
-/** cfn-lint's findings on a template, but W3005 and W8003 (see the issue notes in docs/lambda.md). */
-function cfnLint(template: string): string[] {
+/**
+ * cfn-lint's findings on templates, but W3005 (a DependsOn osls writes beside a GetAtt) and W8003
+ * (conditions that the deploy's parameters make constant).
+ */
+async function cfnLint(templates: string[]): Promise<string[]> {
   try {
     execFileSync("cfn-lint", ["--version"], { stdio: "ignore" });
   } catch {
@@ -88,26 +91,90 @@ function cfnLint(template: string): string[] {
       "cfn-lint is not installed, so the packaged templates cannot be checked: pip install cfn-lint==1.51.0",
     );
   }
-  let output = "";
-  try {
-    output = execFileSync("cfn-lint", ["--format", "parseable", template], { encoding: "utf8" });
-  } catch (error) {
-    output = String((error as { stdout?: unknown }).stdout ?? "");
-  }
+  const output = await run("cfn-lint", ["--format", "parseable", ...templates]).then(
+    ({ stdout }) => stdout,
+    // cfn-lint exits non-zero when it finds anything; what it found is on standard output.
+    (error: { stdout?: string }) => String(error.stdout ?? ""),
+  );
   return output
     .split("\n")
     .filter(Boolean)
     .filter((line) => !/:(W3005|W8003):/.test(line));
 }
 
+/** `serverless package` with secret variables set: what the guard answers (it should fail). */
+async function refusedPackage(canary: string): Promise<{ said: string; out: string }> {
+  const out = mkdtempSync(join(tmpdir(), "sls-refused-"));
+  const said = await run("npx", ["serverless", "package", "--package", out], {
+    cwd: ROOT,
+    env: cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
+  }).then(
+    () => "it packaged",
+    (error: { stdout: string; stderr: string }) => `${error.stdout}${error.stderr}`,
+  );
+  return { said, out };
+}
+
+/** `serverless invoke local` of `segment` on the sample identify, with this shell's variables. */
+function invokeLocally(refinerUrl: string) {
+  return run(
+    "npx",
+    [
+      "serverless",
+      "invoke",
+      "local",
+      "--function",
+      "segment",
+      "--path",
+      "events/identify.json",
+      // Direct delivery: no queue exists on this machine.
+      "--param",
+      "queued=false",
+    ],
+    {
+      cwd: ROOT,
+      env: cleanEnvironment({ REFINER_API_KEY: API_KEY, REFINER_API_BASE_URL: refinerUrl }),
+    },
+  );
+}
+
+// Every `serverless` run takes seconds, mostly starting up, so all start at once here: both modes
+// packaged one after the other (two packagings in one service folder trip over each other), the
+// refused one and `invoke local` beside them, and cfn-lint once both templates exist.
+const CANARY = "rfk_canary_7f3a9c2e1b";
+let refiner: RefinerEmulator;
+let both: Promise<[Awaited<ReturnType<typeof packaged>>, Awaited<ReturnType<typeof packaged>>]>;
+let linted: Promise<string[]>;
+let refused: ReturnType<typeof refusedPackage>;
+let invoked: ReturnType<typeof invokeLocally>;
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  both = packaged().then(async (queued) => [queued, await packaged(["queued=false"])]);
+  linted = both.then(([queued, direct]) =>
+    cfnLint(
+      [queued.out, direct.out].map((folder) =>
+        join(folder, "cloudformation-template-update-stack.json"),
+      ),
+    ),
+  );
+  refused = refusedPackage(CANARY);
+  invoked = invokeLocally(refiner.url);
+  // Handled here too, so that no rejection goes unseen while a test waits on another.
+  for (const promise of [both, linted, refused, invoked]) promise.catch(() => {});
+});
+afterAll(async () => {
+  await refiner.close();
+  for (const { out } of await both) rmSync(out, { recursive: true, force: true });
+  rmSync((await refused).out, { recursive: true, force: true });
+});
+
 describe("npm run package, queued (the default)", () => {
   let template: Template;
   let out: string;
   let said: string;
   beforeAll(async () => {
-    ({ template, out, said } = await packaged());
+    ({ template, out, said } = (await both)[0]);
   }, 60_000);
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it("declares the three functions on nodejs22.x with JSON logs, the doors just over Segment's 5 s", () => {
     for (const name of ["SegmentLambdaFunction", "WebhookLambdaFunction"]) {
@@ -324,9 +391,9 @@ describe("npm run package, queued (the default)", () => {
     }
   });
 
-  it("passes cfn-lint with no error and no warning but W3005 and W8003", () => {
-    expect(cfnLint(join(out, "cloudformation-template-update-stack.json"))).toEqual([]);
-  }, 30_000);
+  it("passes cfn-lint with no error and no warning but W3005 and W8003, in both modes", async () => {
+    expect(await linted).toEqual([]);
+  }, 60_000);
 
   it("ships only the Lambda bundle, under 200 KB", () => {
     const zip = join(out, "refiner-segment-destination.zip");
@@ -337,11 +404,9 @@ describe("npm run package, queued (the default)", () => {
 
 describe("npm run package, direct (--param queued=false)", () => {
   let template: Template;
-  let out: string;
   beforeAll(async () => {
-    ({ template, out } = await packaged(["queued=false"]));
+    ({ template } = (await both)[1]);
   }, 60_000);
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it("deploys no queue, no consumer, no event source mapping and no queue alarm", () => {
     const types = Object.values(template.Resources).map((resource) => resource.Type);
@@ -361,28 +426,15 @@ describe("npm run package, direct (--param queued=false)", () => {
     expect(statements(template, "ProducerRole")).toEqual([TABLE_STATEMENT, SECRET_STATEMENT]);
     expect(template.Resources.DeliveredTable?.DeletionPolicy).toBe("Retain");
   });
-
-  it("passes cfn-lint with no error and no warning but W3005 and W8003", () => {
-    expect(cfnLint(join(out, "cloudformation-template-update-stack.json"))).toEqual([]);
-  }, 30_000);
 });
 
 describe("the guard (deploy/guard.cjs)", () => {
   it("refuses to package while a secret variable is set, naming it and the step to use", async () => {
-    const out = mkdtempSync(join(tmpdir(), "sls-refused-"));
-    const canary = "rfk_canary_7f3a9c2e1b";
-    const failure = await run("npx", ["serverless", "package", "--package", out], {
-      cwd: ROOT,
-      env: cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
-    }).then(
-      () => undefined,
-      (error: { stdout: string; stderr: string }) => `${error.stdout}${error.stderr}`,
-    );
-    expect(failure).toContain("REFINER_API_KEY, SEGMENT_WEBHOOK_TOKEN are set in this environment");
-    expect(failure).toContain("npx refiner-destination secret --stage dev");
-    expect(failure).not.toContain(canary);
+    const { said, out } = await refused;
+    expect(said).toContain("REFINER_API_KEY, SEGMENT_WEBHOOK_TOKEN are set in this environment");
+    expect(said).toContain("npx refiner-destination secret --stage dev");
+    expect(said).not.toContain(CANARY);
     expect(readdirSync(out)).toEqual([]);
-    rmSync(out, { recursive: true, force: true });
   }, 60_000);
 
   it("names exactly the secret variables of lib/runtimes/variables.ts", () => {
@@ -400,35 +452,8 @@ describe("the guard (deploy/guard.cjs)", () => {
 });
 
 describe("serverless invoke local", () => {
-  let refiner: RefinerEmulator;
-  beforeAll(async () => {
-    refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  });
-  afterAll(() => refiner.close());
-
   it("runs the segment function on events/identify.json with the variables of this shell", async () => {
-    const { stdout } = await run(
-      "npx",
-      [
-        "serverless",
-        "invoke",
-        "local",
-        "--function",
-        "segment",
-        "--path",
-        "events/identify.json",
-        // Direct delivery: no queue exists on this machine.
-        "--param",
-        "queued=false",
-      ],
-      {
-        cwd: ROOT,
-        env: cleanEnvironment({
-          REFINER_API_KEY: API_KEY,
-          REFINER_API_BASE_URL: refiner.url,
-        }),
-      },
-    );
+    const { stdout } = await invoked;
     // JSON log and metric lines, then the result. No table can be reached here, and the event is
     // delivered anyway.
     const lines = stdout.split("\n").filter((line) => line.startsWith("{") && line.endsWith("}"));

@@ -1,4 +1,4 @@
-// Unit tests of the pure trait normalization (MAPPING.md, "Trait normalization"). The same rows are
+// Unit tests of the pure trait normalization (docs/mapping.md, "Traits"). The same rows are
 // also exercised through the bundle in segment-function.*.test.ts.
 
 import { describe, expect, it } from "vitest";

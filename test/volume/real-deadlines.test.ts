@@ -1,0 +1,44 @@
+// The one real deadline of each runtime, against a Refiner that never answers: Segment kills a
+// call at 5 s, so the pasteable function and the Lambda doors give up at 4.5 s. These wait that
+// long, so they run in `npm run test:volume`; the main suite tests the same paths with injected,
+// shorter deadlines (test/delivery.test.ts, test/lambda.operations.test.ts).
+
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it, vi } from "vitest";
+import { type RefinerEmulator, startRefinerEmulator } from "../../local/refiner-emulator.ts";
+import { loadSegmentFunction, RetryError, settle } from "../../local/segment-runtime.ts";
+import { API_KEY, loadEvent } from "../support/fixtures.ts";
+import { captureConsole, loadLambda } from "../support/lambda.ts";
+
+let refiner: RefinerEmulator;
+beforeAll(async () => {
+  refiner = await startRefinerEmulator({ apiKey: API_KEY });
+});
+afterAll(() => refiner.close());
+beforeEach(() => refiner.reset());
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.restoreAllMocks();
+});
+
+it("the Segment function gives up on a Refiner that never answers at 4.5 s, with node-fetch v2", async () => {
+  const fn = loadSegmentFunction();
+  refiner.queue({ hang: true });
+  const { error } = await settle(
+    fn.handlers.onTrack(loadEvent("track"), { apiKey: API_KEY, apiBaseUrl: refiner.url }),
+  );
+  expect(error).toBeInstanceOf(RetryError);
+  expect(error?.message).toMatch(
+    /^Refiner could not be reached for POST \/track-event: no complete answer within 4[45]\d\d ms$/,
+  );
+}, 10_000);
+
+it("the Lambda gives up at 4.5 s without a context, with Node's fetch and AbortController", async () => {
+  captureConsole();
+  vi.stubEnv("REFINER_API_KEY", API_KEY);
+  vi.stubEnv("REFINER_API_BASE_URL", refiner.url);
+  const lambda = loadLambda();
+  refiner.queue({ hang: true });
+  const { error } = await settle(lambda.segment(loadEvent("identify")));
+  expect(error?.name).toBe("RetryError");
+  expect(error?.message).toMatch(/no complete answer within 4[45]\d\d ms$/);
+}, 10_000);

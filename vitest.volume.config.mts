@@ -1,0 +1,19 @@
+import { defineConfig } from "vitest/config";
+import { shared } from "./vitest.config.mts";
+
+// `npm run test:volume`: the full-size runs. The files that take their sizes from
+// test/support/volume.ts run again at full size, and test/volume/ holds what waits real time.
+export default defineConfig({
+  test: {
+    ...shared,
+    include: [
+      "test/volume/**/*.test.ts",
+      "test/queue.test.ts",
+      "test/cli.send.test.ts",
+      "test/lambda.webhook.volume.test.ts",
+      "test/unchanged.test.ts",
+    ],
+    env: { REFINER_TEST_VOLUME: "full" },
+    testTimeout: 120_000,
+  },
+});
