@@ -5,6 +5,7 @@
 // At most `inFlight` requests are open at once, each after the rate limiter lets it through, and a
 // 429 pauses every contact for Refiner's Retry-After.
 
+import { backoff } from "../lib/delivery/backoff.ts";
 import type { Outcome } from "../lib/delivery/outcome.ts";
 import type { PlannedRequest } from "../lib/delivery/plan.ts";
 
@@ -138,9 +139,11 @@ export class ContactQueues<Item> {
       return;
     }
     if (this.stopped) return;
-    const waitMs = Math.min(
+    const waitMs = backoff(
+      job.tries,
+      this.options.backoffMs,
       this.options.maxBackoffMs,
-      Math.max(this.options.backoffMs * 2 ** (job.tries - 1), retryAfterMs),
+      retryAfterMs,
     );
     const timer = setTimeout(() => {
       this.waiting.delete(timer);

@@ -10,7 +10,7 @@
 
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
-import { deliver } from "../lib/delivery/deliver.ts";
+import { sendPlan } from "../lib/delivery/deliver.ts";
 import { DELIVERED, describe, type Failure, type Unsent } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
@@ -186,9 +186,10 @@ export async function send(options: SendOptions): Promise<number> {
           return DELIVERED;
         }
         await limiter.take();
-        // A job's events make one request, so they share one outcome.
-        const [outcome] = await deliver(
-          job.items.map((item) => item.event),
+        // The request as the window planned it: its events were mapped once, there.
+        const [outcome] = await sendPlan(
+          { phases: [[{ call: job.request.call, events: [0] }]], answered: new Map(), copies: [] },
+          1,
           settings,
           { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS, sent },
         );

@@ -4,12 +4,9 @@
 // Segment resends a whole webhook batch after any 5xx, and a direct invoke after a retryable error,
 // for up to 4 hours. An event Refiner already took is then answered as delivered instead of being
 // sent again. Best effort: the memory lives in one instance, and another instance may take the
-// retry. Bounded: at most `maxIds` ids, each for at most `ttlMs`; the oldest are forgotten first.
-//
-// Two generations of ids: when the newer one holds half the bound, it becomes the older one and the
-// previous older one is dropped. So the latest maxIds / 2 ids at least are always remembered. (One
-// Map with its oldest key deleted per insert looked simpler, but V8 keeps deleted entries as holes
-// that every walk from the oldest key steps over: a million inserts took half a minute.)
+// retry. Bounded: at most `maxIds` ids (bounded-map.ts), each for at most `ttlMs`.
+
+import { boundedMap } from "./bounded-map.ts";
 
 /** Segment retries for 4 hours; a delivered id older than that cannot come back from a retry. */
 export const RECENT_TTL_MS = 4 * 60 * 60 * 1000;
@@ -24,23 +21,18 @@ export interface RecentIds {
 }
 
 export function recentIds(maxIds = RECENT_MAX_IDS, ttlMs = RECENT_TTL_MS): RecentIds {
-  const generation = Math.max(1, Math.floor(maxIds / 2));
-  let newer = new Map<string, number>();
-  let older = new Map<string, number>();
+  /** Each id's expiry. */
+  const ids = boundedMap<number>(maxIds);
   return {
     has(messageId, now = Date.now()) {
-      const expiry = newer.get(messageId) ?? older.get(messageId);
+      const expiry = ids.get(messageId);
       return expiry !== undefined && expiry > now;
     },
     add(messageId, now = Date.now()) {
-      newer.set(messageId, now + ttlMs);
-      if (newer.size >= generation) {
-        older = newer;
-        newer = new Map();
-      }
+      ids.set(messageId, now + ttlMs);
     },
     get size() {
-      return newer.size + older.size;
+      return ids.size;
     },
   };
 }

@@ -7,6 +7,8 @@
 // at any time), else a map of at most MAX_CONTACTS contacts, the oldest forgotten first. Forgetting
 // only costs a request.
 
+import { boundedMap } from "./bounded-map.ts";
+
 /** One contact's delivered bodies: by account id ("" for none), the body's hash and its expiry. */
 export type Remembered = Record<string, { hash: string; until: number }>;
 
@@ -19,27 +21,13 @@ export interface SentMemory {
 /** About 40 MB at the most, whatever the traffic. */
 export const MAX_CONTACTS = 100_000;
 
-/** A bounded map, in two generations as in recent-ids.ts: at most `maxContacts` are held. */
+/** A bounded map (bounded-map.ts): at most `maxContacts` are held. */
 export function mapMemory(maxContacts = MAX_CONTACTS): SentMemory {
-  const generation = Math.max(1, Math.floor(maxContacts / 2));
-  let newer = new Map<string, Remembered>();
-  let older = new Map<string, Remembered>();
+  const contacts = boundedMap<Remembered>(maxContacts);
   return {
-    async load(contact) {
-      return newer.get(contact) ?? older.get(contact);
-    },
-    async store(contact, remembered) {
-      older.delete(contact);
-      newer.set(contact, remembered);
-      if (newer.size >= generation) {
-        older = newer;
-        newer = new Map();
-      }
-    },
-    async forget(contact) {
-      newer.delete(contact);
-      older.delete(contact);
-    },
+    load: async (contact) => contacts.get(contact),
+    store: async (contact, remembered) => contacts.set(contact, remembered),
+    forget: async (contact) => contacts.delete(contact),
   };
 }
 

@@ -14,6 +14,7 @@
 //   refused API key and a broken configuration wait the same way: the events stay until the key is
 //   fixed, and Segment already has its 200.
 
+import { backoff } from "../delivery/backoff.ts";
 import { pool, type Runtime, sendPlan } from "../delivery/deliver.ts";
 import type { DeliveredIds } from "../delivery/delivered.ts";
 import {
@@ -362,12 +363,7 @@ export async function retryLater(
   return failures;
 }
 
-/**
- * The wait before the `tries`-th try is followed by another: `first` seconds doubling, at least
- * Retry-After, at most MAX_BACKOFF_SECONDS; whole seconds, as SQS takes them.
- */
-export function backoffSeconds(tries: number, first: number, retryAfterSeconds = 0): number {
-  return Math.ceil(
-    Math.min(MAX_BACKOFF_SECONDS, Math.max(first * 2 ** (tries - 1), retryAfterSeconds)),
-  );
+/** The back-off after the `tries`-th receive, in the whole seconds SQS takes. */
+function backoffSeconds(tries: number, first: number, retryAfterSeconds = 0): number {
+  return Math.ceil(backoff(tries, first, MAX_BACKOFF_SECONDS, retryAfterSeconds));
 }
