@@ -11,7 +11,7 @@
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { sendPlan } from "../lib/delivery/deliver.ts";
-import { DELIVERED, describe, type Failure, type Unsent } from "../lib/delivery/outcome.ts";
+import { DELIVERED, describe, type Outcome, type Unsent } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
@@ -101,26 +101,59 @@ interface Item {
 
 /** Returns the exit status: 0, 1 (something was not delivered or not read), 2 (usage) or 130. */
 export async function send(options: SendOptions): Promise<number> {
-  const { stdout, stderr } = options;
+  const run = prepare(options);
+  if (typeof run === "number") return run;
+  const ledger = openLedger(run);
+  const queues = contactQueues(run, ledger);
+  const planner = windowPlanner(run, ledger, queues);
+  const started = Date.now();
+  const progress = progressMeter(run.totals, options.files, () => queues.pending);
+  run.terminal.progress(() => progress.line());
+  const incomplete = await readInputs(run, ledger, planner, progress);
+  if (!run.halt.signal.aborted) await planner.flush();
+  if (!run.halt.signal.aborted) await Promise.race([queues.drainTo(0), run.halted]);
+  await queues.stop(run.halt.signal.aborted ? GRACE_MS : 0);
+  run.terminal.progress(undefined);
+  return report(run, ledger, incomplete, started);
+}
+
+/** What one run keeps: its options and settings, its progress, and how it stops. */
+interface Run {
+  options: SendOptions;
+  settings: Settings;
+  terminal: ReturnType<typeof terminalOutput>;
+  log(line: string): void;
+  /** Only files can be read again, and a dry run keeps no checkpoint. */
+  resumable: boolean;
+  inputs: InputId[];
+  settled: Settled[];
+  /** Contacts with an undelivered event: their later events go to the failures file. */
+  parked: Set<string>;
+  totals: Totals;
+  /** Stops the run: Ctrl-C, or an API key Refiner refuses (every request would fail alike). */
+  halt: AbortController;
+  halted: Promise<void>;
+  /** Why the run stopped itself, when it did. */
+  fatal: string | undefined;
+  census: TraitCensus;
+}
+
+/** The options and settings checked, and the checkpoint read: the run, or the exit status. */
+function prepare(options: SendOptions): Run | number {
+  const { stderr } = options;
   const problem = checkOptions(options);
-  if (problem) {
-    stderr.write(`refiner-destination send: ${problem}\n`);
-    return 2;
-  }
+  if (problem) return usage(stderr, problem);
   // A dry run needs no key: it sends nothing.
   const given = options.dryRun ? { ...options.settings, apiKey: "dry-run" } : options.settings;
   const parsed = parseSettings(given, CLI_SETTINGS);
   if (!parsed.ok) return usage(stderr, parsed.message);
-  const settings: Settings = parsed.settings;
 
   const terminal = terminalOutput(stderr);
   const log = (line: string) => terminal.line(line);
-
-  // The checkpoint: only for files (standard input cannot be read again) and not in a dry run.
   const ids = options.files.map((file) => (file === "-" ? undefined : inputId(file)));
   const resumable = !options.dryRun && ids.every((id) => id !== undefined);
-  const inputs = ids as InputId[];
-  let resumed = resumable && !options.restart ? loadCheckpoint(options.checkpoint, ids) : undefined;
+  const resumed =
+    resumable && !options.restart ? loadCheckpoint(options.checkpoint, ids) : undefined;
   if (resumed) {
     const done = settledCount(resumed.totals) + resumed.totals.unreadable;
     log(
@@ -129,68 +162,98 @@ export async function send(options: SendOptions): Promise<number> {
   } else if (!resumable && !options.dryRun) {
     log("Standard input cannot be resumed: an interrupted run sends it from the start again.");
   }
-  const settled = resumed?.settled ?? options.files.map(() => new Settled());
-  const parked = resumed?.parked ?? new Set<string>();
-  const totals: Totals = resumed?.totals ?? emptyTotals();
-  resumed = undefined;
 
-  const save = () => {
-    if (resumable) saveCheckpoint(options.checkpoint, inputs, settled, parked, totals);
-  };
-  const settle = (item: Item) => (settled[item.input] as Settled).add(item.index);
-  const skip = (item: Item, reason: string) => {
-    totals.skipped[reason] = (totals.skipped[reason] ?? 0) + 1;
-    settle(item);
-  };
-  const write = (file: string, items: Item[]) => {
-    if (options.dryRun || items.length === 0) return;
-    appendFileSync(file, items.map((item) => `${JSON.stringify(item.event)}\n`).join(""));
-  };
-  const reject = (items: Item[]) => {
-    write(options.rejected, items);
-    totals.rejected += items.length;
-    for (const item of items) settle(item);
-  };
-  const giveUp = (items: Item[]) => {
-    write(options.failures, items);
-    totals.undelivered += items.length;
-    for (const item of items) settle(item);
-  };
-
-  // Stops the run: Ctrl-C, or an API key Refiner refuses (every request would fail alike).
   const halt = new AbortController();
-  let fatal: string | undefined;
   options.signal?.addEventListener("abort", () => {
     log("Interrupted: letting requests in flight finish (up to 10 s), then saving the checkpoint.");
     halt.abort();
   });
   if (options.signal?.aborted) halt.abort();
-  const halted = new Promise<void>((resolve) =>
-    halt.signal.addEventListener("abort", () => resolve(), { once: true }),
-  );
+  return {
+    options,
+    settings: parsed.settings,
+    terminal,
+    log,
+    resumable,
+    inputs: ids.filter((id) => id !== undefined),
+    settled: resumed?.settled ?? options.files.map(() => new Settled()),
+    parked: resumed?.parked ?? new Set<string>(),
+    totals: resumed?.totals ?? emptyTotals(),
+    halt,
+    halted: new Promise<void>((resolve) =>
+      halt.signal.addEventListener("abort", () => resolve(), { once: true }),
+    ),
+    fatal: undefined,
+    census: new TraitCensus(),
+  };
+}
+
+/** Where each event ends: counted, written to its file, and settled in the checkpoint. */
+interface Ledger {
+  settle(item: Item): void;
+  skip(item: Item, reason: string): void;
+  reject(items: Item[]): void;
+  giveUp(items: Item[]): void;
+  save(): void;
+}
+
+function openLedger(run: Run): Ledger {
+  const { options, totals } = run;
+  const settle = (item: Item) => run.settled[item.input]?.add(item.index);
+  const write = (file: string, items: Item[]) => {
+    if (options.dryRun || items.length === 0) return;
+    appendFileSync(file, items.map((item) => `${JSON.stringify(item.event)}\n`).join(""));
+  };
+  return {
+    settle,
+    skip(item, reason) {
+      totals.skipped[reason] = (totals.skipped[reason] ?? 0) + 1;
+      settle(item);
+    },
+    reject(items) {
+      write(options.rejected, items);
+      totals.rejected += items.length;
+      for (const item of items) settle(item);
+    },
+    giveUp(items) {
+      write(options.failures, items);
+      totals.undelivered += items.length;
+      for (const item of items) settle(item);
+    },
+    save() {
+      if (run.resumable) {
+        saveCheckpoint(options.checkpoint, run.inputs, run.settled, run.parked, totals);
+      }
+    },
+  };
+}
+
+/** One queue per contact (contact-queues.ts): each request sent, paced, and its outcome settled. */
+function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
+  const { options, totals } = run;
   const limiter = tokenBucket(options.rate);
   // What Refiner already has, for the run (the window's coalescing merges most repeats first).
   const sent = mapMemory();
   let shown = 0;
-  const census = new TraitCensus();
-  const queues = new ContactQueues<Item>(
+  const dryRun = (job: Job<Item>): Outcome => {
+    run.census.add(job.request.call);
+    if (shown < options.show) {
+      shown += 1;
+      options.stdout.write(`would send: ${describeCall(job.request.call)}\n`);
+    }
+    return DELIVERED;
+  };
+  return new ContactQueues<Item>(
     {
       send: async (job) => {
         totals.requests += 1;
-        if (options.dryRun) {
-          census.add(job.request.call);
-          if (shown < options.show) {
-            shown += 1;
-            stdout.write(`would send: ${describeCall(job.request.call)}\n`);
-          }
-          return DELIVERED;
-        }
+        if (options.dryRun) return dryRun(job);
         await limiter.take();
         // The request as the window planned it: its events were mapped once, there.
         const [outcome] = await sendPlan(
           { phases: [[{ call: job.request.call, events: [0] }]], answered: new Map(), copies: [] },
           1,
-          settings,
+          run.settings,
           { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS, sent },
         );
         return outcome ?? DELIVERED;
@@ -198,23 +261,24 @@ export async function send(options: SendOptions): Promise<number> {
       settle: (job, outcome) => {
         if (outcome.kind === "delivered") {
           totals.delivered += job.items.length;
-          for (const item of job.items) settle(item);
+          for (const item of job.items) ledger.settle(item);
         } else if (outcome.kind === "rejected" && outcome.reason === "api-key") {
           // Every request would fail alike: stop, and keep these events for the rerun.
-          fatal ??= outcome.message;
-          halt.abort();
+          run.fatal ??= outcome.message;
+          run.halt.abort();
         } else {
           if (outcome.kind === "rejected")
-            log(`rejected ${describeEvents(job.items)}: ${outcome.message}`);
-          reject(job.items);
+            run.log(`rejected ${describeEvents(job.items)}: ${outcome.message}`);
+          ledger.reject(job.items);
         }
-        save();
+        ledger.save();
       },
       park: (contact, items, outcome) => {
-        parked.add(contact);
-        log(`undelivered ${describeEvents(items)}: ${printable((outcome as Failure).message)}`);
-        giveUp(items.sort((a, b) => a.seq - b.seq));
-        save();
+        run.parked.add(contact);
+        const why = outcome.kind === "delivered" ? "" : outcome.message;
+        run.log(`undelivered ${describeEvents(items)}: ${printable(why)}`);
+        ledger.giveUp(items.sort((a, b) => a.seq - b.seq));
+        ledger.save();
       },
     },
     {
@@ -224,13 +288,24 @@ export async function send(options: SendOptions): Promise<number> {
       maxBackoffMs: MAX_BACKOFF_MS,
     },
   );
+}
 
-  const types = new Set(options.types);
-  const seen = recentIds(SEEN_IDS, Number.POSITIVE_INFINITY);
+/**
+ * The window: events are gathered, then planned together (a contact's identifies and groups
+ * become one request), and their requests queued per contact. Reading waits while the queues hold
+ * a window's worth, so memory stays flat.
+ */
+function windowPlanner(run: Run, ledger: Ledger, queues: ContactQueues<Item>) {
   let window: Item[] = [];
   let windowStarted = Date.now();
-  let seq = 0;
-
+  const enqueue = (request: PlannedRequest, items: Item[]) => {
+    const mine = request.events
+      .flatMap((position) => items[position] ?? [])
+      .sort((a, b) => a.seq - b.seq);
+    const contact = contactOf(request.call);
+    if (run.parked.has(contact)) ledger.giveUp(mine);
+    else queues.add({ contact, request, items: mine, tries: 0 } satisfies Job<Item>);
+  };
   const flush = async () => {
     const items = window;
     window = [];
@@ -238,46 +313,54 @@ export async function send(options: SendOptions): Promise<number> {
     if (items.length === 0) return;
     const plan = planBatch(
       items.map((item) => item.event),
-      settings,
+      run.settings,
     );
     const rejected: Item[] = [];
     for (const [position, outcome] of plan.answered) {
-      const item = items[position] as Item;
+      const item = items[position];
+      if (!item) continue;
       const reason = skipReason(item.event, outcome);
-      if (reason) skip(item, reason);
+      if (reason) ledger.skip(item, reason);
       else if (outcome.kind === "rejected" || outcome.kind === "retry") {
-        log(`rejected ${describeEvents([item])}: ${printable(outcome.message)}`);
+        run.log(`rejected ${describeEvents([item])}: ${printable(outcome.message)}`);
         rejected.push(item);
       }
     }
-    reject(rejected);
-    for (const [copy] of plan.copies) skip(items[copy] as Item, "duplicate messageId");
-    for (const phase of plan.phases) {
-      for (const request of phase) enqueue(request, items);
+    ledger.reject(rejected);
+    for (const [copy] of plan.copies) {
+      const item = items[copy];
+      if (item) ledger.skip(item, "duplicate messageId");
     }
-    save();
-    // Read on only while the queues hold less than a window: memory stays flat.
-    await Promise.race([queues.drainTo(READ_AHEAD), halted]);
+    for (const request of plan.phases.flat()) enqueue(request, items);
+    ledger.save();
+    await Promise.race([queues.drainTo(READ_AHEAD), run.halted]);
   };
-
-  const enqueue = (request: PlannedRequest, items: Item[]) => {
-    const mine = request.events
-      .map((position) => items[position] as Item)
-      .sort((a, b) => a.seq - b.seq);
-    const contact = contactOf(request.call);
-    if (parked.has(contact)) giveUp(mine);
-    else queues.add({ contact, request, items: mine, tries: 0 } satisfies Job<Item>);
+  return {
+    flush,
+    async add(item: Item) {
+      window.push(item);
+      const full = window.length >= run.options.window || Date.now() - windowStarted >= WINDOW_MS;
+      if (full) await flush();
+    },
   };
+}
 
+/** Reads every input not read to its end, each event either skipped here or given to the planner. */
+async function readInputs(
+  run: Run,
+  ledger: Ledger,
+  planner: ReturnType<typeof windowPlanner>,
+  progress: ReturnType<typeof progressMeter>,
+): Promise<string[]> {
+  const { options, totals, halt } = run;
+  const types = new Set(options.types);
+  const seen = recentIds(SEEN_IDS, Number.POSITIVE_INFINITY);
   const incomplete: string[] = [];
-  const started = Date.now();
-  const progress = progressMeter(totals, options.files, () => queues.pending);
-  terminal.progress(() => progress.line());
-
+  let seq = 0;
   for (const [input, file] of options.files.entries()) {
-    const state = settled[input] as Settled;
+    const state = run.settled[input];
     if (halt.signal.aborted) break;
-    if (state.done) continue;
+    if (!state || state.done) continue;
     const name = printable(file);
     let count = 0;
     try {
@@ -290,7 +373,7 @@ export async function send(options: SendOptions): Promise<number> {
         if (state.has(item.index)) continue;
         if ("error" in item) {
           totals.unreadable += 1;
-          log(`${name}:${item.where}: ${printable(item.error)}`);
+          run.log(`${name}:${item.where}: ${printable(item.error)}`);
           state.add(item.index);
           continue;
         }
@@ -298,35 +381,34 @@ export async function send(options: SendOptions): Promise<number> {
         const type = eventType(item.event);
         const id = messageIdOf(item.event);
         if (typeof type === "string" && type !== "alias" && !types.has(type)) {
-          skip(entry, "type not in --types");
+          ledger.skip(entry, "type not in --types");
         } else if (id !== undefined && seen.has(id)) {
-          skip(entry, "duplicate messageId");
+          ledger.skip(entry, "duplicate messageId");
         } else {
           if (id !== undefined) seen.add(id);
-          window.push(entry);
-          if (window.length >= options.window || Date.now() - windowStarted >= WINDOW_MS)
-            await flush();
+          await planner.add(entry);
         }
       }
       if (!halt.signal.aborted) state.total = count;
     } catch (error) {
       const reason = printable(describe(error));
       incomplete.push(`${name} (${reason})`);
-      log(`${name}: could not be read to its end: ${reason}; what was read from it is sent.`);
+      run.log(`${name}: could not be read to its end: ${reason}; what was read from it is sent.`);
     }
   }
-  if (!halt.signal.aborted) await flush();
-  if (!halt.signal.aborted) await Promise.race([queues.drainTo(0), halted]);
-  await queues.stop(halt.signal.aborted ? GRACE_MS : 0);
-  terminal.progress(undefined);
+  return incomplete;
+}
 
-  const wasInterrupted = halt.signal.aborted && fatal === undefined;
-  if (wasInterrupted || fatal) save();
-  else if (resumable) removeCheckpoint(options.checkpoint);
-  stdout.write(summary(totals, started, incomplete, options, wasInterrupted));
-  if (options.dryRun) stdout.write(census.report());
+/** The checkpoint kept or removed, the summary printed, and the exit status. */
+function report(run: Run, ledger: Ledger, incomplete: string[], started: number): number {
+  const { options, totals, fatal } = run;
+  const wasInterrupted = run.halt.signal.aborted && fatal === undefined;
+  if (wasInterrupted || fatal) ledger.save();
+  else if (run.resumable) removeCheckpoint(options.checkpoint);
+  options.stdout.write(summary(totals, started, incomplete, options, wasInterrupted));
+  if (options.dryRun) options.stdout.write(run.census.report());
   if (fatal) {
-    stderr.write(
+    options.stderr.write(
       `refiner-destination send: ${printable(fatal)}\nNothing more was sent; fix the key and run the same command again to resume.\n`,
     );
     return 1;

@@ -306,17 +306,23 @@ describe("order and stalls", () => {
     expect(refiner.requests.map((request) => request.body)).toEqual([{ plan: "new", id: "x" }]);
   }, 30_000);
 
-  const STUCK_BACKOFF_MS = size(1000, 1500);
+  // The stuck contact's tries are back-offs apart; the others must all be done before its last.
+  // Small: 50 contacts and 2 tries 2 s apart; full: 100 contacts and 3 tries (1.5 s, then 3 s).
+  const stall = size(
+    { contacts: 50, attempts: 2, backoffMs: 2000 },
+    { contacts: 100, attempts: 3, backoffMs: 1500 },
+  );
   it("parks a contact that always fails, while the others go on without waiting for it", async () => {
-    const events = Array.from({ length: 1000 }, (_, i) =>
-      track(`u${i % 100}`, `Step ${Math.floor(i / 100)}`),
+    const { contacts, attempts, backoffMs } = stall;
+    const events = Array.from({ length: contacts * 10 }, (_, i) =>
+      track(`u${i % contacts}`, `Step ${Math.floor(i / contacts)}`),
     );
     refiner.respond((request) =>
       (request.body as { id?: string }).id === "u7" ? { status: 500 } : undefined,
     );
     const run = await send(
       [file("stuck.ndjson", ndjson(events))],
-      ["--attempts", "3", "--backoff", String(STUCK_BACKOFF_MS)],
+      ["--attempts", String(attempts), "--backoff", String(backoffMs)],
     );
     expect(run.code).toBe(1);
     const stuck = refiner.requests.filter(
@@ -325,15 +331,17 @@ describe("order and stalls", () => {
     const others = refiner.requests.filter(
       (request) => (request.body as { id?: string }).id !== "u7",
     );
-    expect(stuck).toHaveLength(3); // its first event, tried three times; the rest never sent
-    expect(tracks(others).size).toBe(990);
-    // Everyone else was delivered before the stuck contact's last try, 3 back-offs after its first.
+    expect(stuck).toHaveLength(attempts); // its first event, tried each time; the rest never sent
+    expect(tracks(others).size).toBe((contacts - 1) * 10);
+    // Everyone else was delivered before the stuck contact's last try.
     const lastTry = (stuck.at(-1) as RecordedRequest).at;
     expect(Math.max(...others.map((request) => request.at))).toBeLessThan(lastTry);
     expect(lines(join(dir, "refiner-failures.ndjson")).map((event) => event.event)).toEqual(
       Array.from({ length: 10 }, (_, step) => `Step ${step}`),
     );
-    expect(run.stdout).toContain("delivered 990, skipped 0, rejected 0, undelivered 10");
+    expect(run.stdout).toContain(
+      `delivered ${(contacts - 1) * 10}, skipped 0, rejected 0, undelivered 10`,
+    );
   }, 30_000);
 });
 
