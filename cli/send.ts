@@ -11,7 +11,7 @@
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { sendPlan } from "../lib/delivery/deliver.ts";
-import { DELIVERED, describe, type Outcome, type Unsent } from "../lib/delivery/outcome.ts";
+import { DELIVERED, describe, type Outcome } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
@@ -454,8 +454,9 @@ function checkOptions(options: SendOptions): string | undefined {
 }
 
 /** Why an event that maps to no request is skipped rather than rejected, or undefined. */
-function skipReason(event: unknown, failure: Unsent): string | undefined {
-  if (failure.kind === "delivered") return "left out by the settings";
+function skipReason(event: unknown, failure: Outcome): string | undefined {
+  if (failure.kind === "delivered")
+    return failure.via === "filtered" ? "left out by the settings" : undefined;
   if (failure.kind !== "rejected") return undefined;
   if (failure.reason === "no-contact") return "no userId and no email";
   if (failure.reason !== "unsupported") return undefined;

@@ -3,6 +3,7 @@
 // item once no copy of its event can still arrive. A local endpoint (AWS_ENDPOINT_URL_DYNAMODB or
 // AWS_ENDPOINT_URL, as for the tests' emulator) is given to the client explicitly, as for SQS.
 
+import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
 import type { DeliveredTable } from "../delivery/delivered.ts";
 
 /**
@@ -42,8 +43,8 @@ function buildTable(
   // Required on first use, not imported at the top: a direct-mode cold start stays as light as it
   // was without the table (README, "Performance"), and its first event pays for the SDK instead.
   // The Lambda runtime ships the SDK; the bundle leaves it external.
-  const { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient } =
-    require("@aws-sdk/client-dynamodb") as typeof import("@aws-sdk/client-dynamodb");
+  const sdk: typeof import("@aws-sdk/client-dynamodb") = require("@aws-sdk/client-dynamodb");
+  const { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient } = sdk;
   const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
   const client = new DynamoDBClient({
     ...(endpoint ? { endpoint } : {}),
@@ -55,7 +56,9 @@ function buildTable(
     async find(ids) {
       const found = new Set<string>();
       for (let at = 0; at < ids.length; at += GET_KEYS) {
-        let keys = ids.slice(at, at + GET_KEYS).map((id) => ({ messageId: { S: id } }));
+        let keys: Record<string, AttributeValue>[] = ids
+          .slice(at, at + GET_KEYS)
+          .map((id) => ({ messageId: { S: id } }));
         for (let attempt = 0; attempt < ATTEMPTS && keys.length; attempt++) {
           const answer = await client.send(
             new BatchGetItemCommand({
@@ -72,7 +75,7 @@ function buildTable(
             const id = item.messageId?.S;
             if (id !== undefined) found.add(id);
           }
-          keys = (answer.UnprocessedKeys?.[tableName]?.Keys ?? []) as typeof keys;
+          keys = answer.UnprocessedKeys?.[tableName]?.Keys ?? [];
         }
         // Keys still unprocessed count as not delivered: at worst a duplicate, never a loss.
       }
@@ -82,14 +85,14 @@ function buildTable(
       const expiresAt = String(Math.floor(now() / 1000) + DELIVERED_TTL_SECONDS);
       const unique = [...new Set(ids)];
       for (let at = 0; at < unique.length; at += WRITE_ITEMS) {
-        let writes = unique.slice(at, at + WRITE_ITEMS).map((id) => ({
+        let writes: WriteRequest[] = unique.slice(at, at + WRITE_ITEMS).map((id) => ({
           PutRequest: { Item: { messageId: { S: id }, expiresAt: { N: expiresAt } } },
         }));
         for (let attempt = 0; attempt < ATTEMPTS && writes.length; attempt++) {
           const answer = await client.send(
             new BatchWriteItemCommand({ RequestItems: { [tableName]: writes } }),
           );
-          writes = (answer.UnprocessedItems?.[tableName] ?? []) as typeof writes;
+          writes = answer.UnprocessedItems?.[tableName] ?? [];
         }
         if (writes.length) throw new Error(`DynamoDB left ${writes.length} ids unwritten`);
       }

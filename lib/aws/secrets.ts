@@ -10,8 +10,8 @@ export function secretsManagerReader(env: Record<string, string | undefined>): S
   let client: import("@aws-sdk/client-secrets-manager").SecretsManagerClient | undefined;
   return async (secretId) => {
     // Required on first use: the cold start stays light, and the Lambda runtime ships the SDK.
-    const { GetSecretValueCommand, SecretsManagerClient } =
-      require("@aws-sdk/client-secrets-manager") as typeof import("@aws-sdk/client-secrets-manager");
+    const sdk: typeof import("@aws-sdk/client-secrets-manager") = require("@aws-sdk/client-secrets-manager");
+    const { GetSecretValueCommand, SecretsManagerClient } = sdk;
     const endpoint = env.AWS_ENDPOINT_URL_SECRETS_MANAGER || env.AWS_ENDPOINT_URL;
     client ??= new SecretsManagerClient({
       ...(endpoint ? { endpoint } : {}),

@@ -8,8 +8,8 @@ import type { QueueClient } from "../queue/queue.ts";
 export function sqsQueueClient(env: Record<string, string | undefined>): QueueClient {
   // Required here, not imported at the top: only a queued deployment loads the SDK at cold start.
   // The Lambda runtime ships it; the bundle leaves it external.
-  const { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } =
-    require("@aws-sdk/client-sqs") as typeof import("@aws-sdk/client-sqs");
+  const sdk: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
+  const { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } = sdk;
   const endpoint = env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL;
   const client = new SQSClient(endpoint ? { endpoint } : {});
   return {

@@ -2,6 +2,7 @@
 // "Outcomes"). Every door only translates the Outcome it returns.
 
 import type { Endpoint, Result } from "../refiner/client.ts";
+import { isPlainObject } from "../segment/traits.ts";
 import { DELIVERED, describe, invalid, type Outcome, redact, retry } from "./outcome.ts";
 
 /**
@@ -80,8 +81,8 @@ function errorText(body: string): string {
   if (trimmed.startsWith("{")) {
     try {
       const parsed: unknown = JSON.parse(trimmed);
-      if (parsed && typeof parsed === "object") {
-        const { error, message } = parsed as Record<string, unknown>;
+      if (isPlainObject(parsed)) {
+        const { error, message } = parsed;
         if (typeof error === "string" && error) return error;
         if (typeof message === "string" && message) return message;
       }

@@ -48,14 +48,16 @@ export interface Runtime {
   sent?: SentMemory;
 }
 
+/** `known`: what became of some events already; they are answered so and not sent. */
 export function deliver(
   events: readonly unknown[],
   settings: Settings,
   runtime: Runtime,
   typeOf?: TypeOf,
+  known?: ReadonlyMap<number, Outcome>,
 ): Promise<Outcome[]> {
   return guarded(events.length, settings, () =>
-    sendEach(planBatch(events, settings, typeOf), events.length, settings, runtime),
+    sendEach(planBatch(events, settings, typeOf, known), events.length, settings, runtime),
   );
 }
 
@@ -187,8 +189,8 @@ async function sendUnlessUnchanged(
     return outcome;
   }
   if (call.call !== "identifyUser") return send(call, connection, deadline, runtime);
-  const account = (call.body.account as { id?: unknown } | undefined)?.id;
-  const part = account === undefined ? "" : `account:${String(account)}`;
+  const account = call.body.account?.id;
+  const part = account === undefined ? "" : `account:${account}`;
   const bodyHash = hash(canonical(call.body));
   const remembered = await skip.memory.load(key);
   const last = remembered?.[part];
@@ -231,9 +233,10 @@ export async function pool<T>(
   work: (item: T) => Promise<void>,
   limit = MAX_IN_FLIGHT,
 ): Promise<void> {
-  let next = 0;
+  // One iterator for every worker: each takes the next item when it is free.
+  const queue = items.values();
   const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
+    for (let next = queue.next(); !next.done; next = queue.next()) await work(next.value);
   };
   const workers: Promise<void>[] = [];
   while (workers.length < limit && workers.length < items.length) workers.push(worker());

@@ -7,6 +7,8 @@
 // recorded. When the table cannot be reached, events are delivered anyway: a duplicate is better
 // than a loss. That is logged and counted by the caller's `unavailable`.
 
+import { ALREADY_DELIVERED, type Outcome } from "./outcome.ts";
+import { messageIdOf } from "./plan.ts";
 import { type RecentIds, recentIds } from "./recent-ids.ts";
 
 export interface DeliveredIds {
@@ -55,4 +57,18 @@ export function deliveredIds(
       }
     },
   };
+}
+
+/** Each event's messageId, and the positions of those Refiner already took. */
+export async function deliveredBefore(
+  events: readonly unknown[],
+  delivered: DeliveredIds,
+): Promise<{ ids: (string | undefined)[]; known: Map<number, Outcome> }> {
+  const ids = events.map(messageIdOf);
+  const done = await delivered.find(ids.filter((id) => id !== undefined));
+  const known = new Map<number, Outcome>();
+  ids.forEach((id, index) => {
+    if (id !== undefined && done.has(id)) known.set(index, ALREADY_DELIVERED);
+  });
+  return { ids, known };
 }

@@ -69,7 +69,9 @@ export function untilFixed(message: string, cause: "api-key" | "configuration"):
 /** An error's message with its code, and its cause's: Node's fetch says only "fetch failed". */
 export function describe(error: unknown, depth = 0): string {
   if (!error || typeof error !== "object") return String(error);
-  const { message, code, cause } = error as { message?: unknown; code?: unknown; cause?: unknown };
+  const [message, code, cause]: unknown[] = ["message", "code", "cause"].map((key) =>
+    Reflect.get(error, key),
+  );
   let text = typeof message === "string" && message ? message : "unknown error";
   if (typeof code === "string" && !text.includes(code)) text += ` (${code})`;
   if (cause && depth === 0) text += `: ${describe(cause, 1)}`;

@@ -7,11 +7,11 @@
 // - Contacts are identified before their events are tracked. A delete splits the events into
 //   phases, so what came before it is sent before it, and what came after, after.
 
-import type { RefinerCall } from "../refiner/client.ts";
+import type { AccountBody, IdentifyBody, RefinerCall, Who } from "../refiner/client.ts";
 import { type EventType, eventType, isOutcome, mapEvent } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
-import type { Failure, Unsent } from "./outcome.ts";
+import type { Failure, Outcome } from "./outcome.ts";
 
 /** One Refiner request and the input positions of the events it delivers. */
 export interface PlannedRequest {
@@ -20,7 +20,7 @@ export interface PlannedRequest {
 }
 
 interface Identify {
-  body: Record<string, unknown>;
+  body: IdentifyBody;
   timestamp: number;
   index: number;
 }
@@ -33,19 +33,24 @@ interface Identify {
  */
 export interface BatchPlan {
   phases: PlannedRequest[][];
-  answered: Map<number, Unsent>;
+  answered: Map<number, Outcome>;
   copies: [copy: number, original: number][];
 }
 
 /** Which call an event is: its own `type`, unless the door knows better (Segment's `onTrack`). */
 export type TypeOf = (event: unknown) => EventType | Failure;
 
+/**
+ * `known`: what became of some events already (their messageId was delivered before): they are
+ * answered so and not planned.
+ */
 export function planBatch(
   events: readonly unknown[],
   settings: Settings,
   typeOf: TypeOf = eventType,
+  known: ReadonlyMap<number, Outcome> = new Map(),
 ): BatchPlan {
-  const answered = new Map<number, Unsent>();
+  const answered = new Map<number, Outcome>(known);
   const firstWithId = new Map<string, number>();
   const copies: [copy: number, original: number][] = [];
   const phases: PlannedRequest[][] = [];
@@ -61,6 +66,7 @@ export function planBatch(
   };
 
   events.forEach((event, index) => {
+    if (known.has(index)) return;
     const id = messageIdOf(event);
     const original = id === undefined ? undefined : firstWithId.get(id);
     if (original !== undefined) {
@@ -93,10 +99,8 @@ export function planBatch(
 
 /** Whom a request is about: the same userId, or the same email when there is no userId. */
 export function contactOf(call: RefinerCall): string {
-  const who = call.call === "deleteContact" ? call.query : call.body;
-  return "id" in who && who.id !== undefined
-    ? `id:${who.id}`
-    : `email:${(who as { email?: unknown }).email}`;
+  const who: Who = call.call === "deleteContact" ? call.query : call.body;
+  return who.id !== undefined ? `id:${who.id}` : `email:${who.email}`;
 }
 
 /**
@@ -105,22 +109,23 @@ export function contactOf(call: RefinerCall): string {
  */
 function mergeIdentifies(list: Identify[]): PlannedRequest {
   const ordered = [...list].sort((a, b) => a.timestamp - b.timestamp || a.index - b.index);
-  const traits = new Map<string, unknown>();
-  let account: unknown;
-  let email: unknown;
-  let id: unknown;
-  for (const { body } of ordered) {
-    for (const [key, value] of Object.entries(body)) {
-      if (key === "account") account = mergeAccount(account, value);
-      else if (key === "email") email = value;
-      else if (key === "id") id = value;
-      else traits.set(key, value);
-    }
+  const body: IdentifyBody = {};
+  let account: AccountBody | undefined;
+  let who: Who = {};
+  for (const { body: each } of ordered) {
+    const { account: itsAccount, id, email, ...traits } = each;
+    Object.assign(body, traits);
+    if (itsAccount) account = mergeAccount(account, itsAccount);
+    who = {
+      ...who,
+      ...(id === undefined ? {} : { id }),
+      ...(email === undefined ? {} : { email }),
+    };
   }
-  const body: Record<string, unknown> = Object.fromEntries(traits);
-  if (account !== undefined) body.account = account;
-  if (id !== undefined) body.id = id;
-  if (email !== undefined) body.email = email;
+  // The account, then the contact, last: no trait can take their place.
+  if (account) body.account = account;
+  if (who.id !== undefined) body.id = who.id;
+  if (who.email !== undefined) body.email = who.email;
   return {
     call: { call: "identifyUser", body },
     events: list.map((item) => item.index),
@@ -128,9 +133,8 @@ function mergeIdentifies(list: Identify[]): PlannedRequest {
 }
 
 /** The later account, keeping the earlier one's traits when both are the same account. */
-function mergeAccount(earlier: unknown, later: unknown): unknown {
-  if (!isPlainObject(earlier) || !isPlainObject(later) || earlier.id !== later.id) return later;
-  return Object.assign({}, earlier, later);
+function mergeAccount(earlier: AccountBody | undefined, later: AccountBody): AccountBody {
+  return earlier?.id === later.id ? { ...earlier, ...later } : later;
 }
 
 export function messageIdOf(event: unknown): string | undefined {

@@ -16,7 +16,7 @@
 
 import { backoff } from "../delivery/backoff.ts";
 import { pool, type Runtime, sendPlan } from "../delivery/deliver.ts";
-import type { DeliveredIds } from "../delivery/delivered.ts";
+import { type DeliveredIds, deliveredBefore } from "../delivery/delivered.ts";
 import {
   ALREADY_DELIVERED,
   type Failure,
@@ -29,7 +29,7 @@ import {
 } from "../delivery/outcome.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
-import { isOutcome } from "../segment/mapping.ts";
+import { eventType, isOutcome } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { decodeMessage, encodeMessage, type QueuedEvent } from "./message.ts";
@@ -76,27 +76,16 @@ export async function enqueue(
   queueUrl: string,
   delivered: DeliveredIds,
 ): Promise<Outcome[]> {
-  const outcomes: Outcome[] = new Array(events.length);
   // What Refiner already has is not queued again: Segment resends whole batches for 4 hours.
-  const ids = events.map(messageIdOf);
-  const done = await delivered.find(ids.filter((id) => id !== undefined));
-  const fresh: number[] = [];
-  ids.forEach((id, index) => {
-    if (id !== undefined && done.has(id)) outcomes[index] = ALREADY_DELIVERED;
-    else fresh.push(index);
-  });
-
-  const plan = planBatch(
-    fresh.map((index) => events[index]),
-    settings,
-  );
-  for (const [at, outcome] of plan.answered) outcomes[fresh[at] as number] = outcome;
+  const { known } = await deliveredBefore(events, delivered);
+  const plan = planBatch(events, settings, eventType, known);
+  const outcomes: (Outcome | undefined)[] = new Array(events.length);
+  for (const [index, outcome] of plan.answered) outcomes[index] = outcome;
   const pending: Pending[] = [];
   for (const planned of plan.phases.flat()) {
-    const positions = planned.events.map((at) => fresh[at] as number);
-    const message = toMessage(planned, positions, events);
+    const message = toMessage(planned, events);
     if (isOutcome(message)) {
-      for (const index of positions) outcomes[index] = message;
+      for (const index of planned.events) outcomes[index] = message;
     } else {
       pending.push(message);
       message.entry.Id = String(pending.length - 1);
@@ -106,17 +95,13 @@ export async function enqueue(
   await sendAll(pending, client, queueUrl, (item, outcome) => {
     for (const index of item.positions) outcomes[index] = outcome;
   });
-  for (const [copy, original] of plan.copies) {
-    outcomes[fresh[copy] as number] = outcomes[fresh[original] as number] as Outcome;
-  }
-  return outcomes;
+  for (const [copy, original] of plan.copies) outcomes[copy] = outcomes[original];
+  // Every position was answered above; the fallback keeps a bug from losing an event.
+  return Array.from(outcomes, (outcome) => outcome ?? retry("Internal error: not queued."));
 }
 
-function toMessage(
-  planned: PlannedRequest,
-  positions: number[],
-  events: readonly unknown[],
-): Pending | Failure {
+function toMessage(planned: PlannedRequest, events: readonly unknown[]): Pending | Failure {
+  const positions = planned.events;
   const queued: QueuedEvent[] = positions.map((index) => {
     const event = events[index];
     const type = isPlainObject(event) && typeof event.type === "string" ? event.type : "unknown";
@@ -192,9 +177,9 @@ async function sendAll(
     return failed.size === 0;
   };
   await pool(
-    batches.map((_, index) => index),
-    async (index) => {
-      taken[index] = sendOne(batches[index] as Batch);
+    batches.map((batch, index) => ({ batch, index })),
+    async ({ batch, index }) => {
+      taken[index] = sendOne(batch);
       await taken[index];
     },
     BATCHES_IN_FLIGHT,
@@ -246,18 +231,19 @@ function packBatches(pending: Pending[]): Batch[] {
 
 /** A contact's messages in parts that each fit one call. */
 function split(items: Pending[]): Pending[][] {
-  const parts: Pending[][] = [[]];
+  const parts: Pending[][] = [];
+  let part: Pending[] = [];
   let bytes = 0;
   for (const item of items) {
-    const part = parts[parts.length - 1] as Pending[];
-    if (part.length === BATCH_ENTRIES || bytes + item.bytes > MAX_MESSAGE_BYTES) {
-      parts.push([item]);
-      bytes = item.bytes;
-    } else {
-      part.push(item);
-      bytes += item.bytes;
+    if (part.length && (part.length === BATCH_ENTRIES || bytes + item.bytes > MAX_MESSAGE_BYTES)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
     }
+    part.push(item);
+    bytes += item.bytes;
   }
+  if (part.length) parts.push(part);
   return parts;
 }
 
@@ -321,8 +307,8 @@ export async function consume(
         : outcome,
   );
   await delivered.record(
-    requests.flatMap(({ events: [index] }) =>
-      outcomes[index as number]?.kind === "delivered" ? idsOf(index as number) : [],
+    requests.flatMap(({ events }) =>
+      events.flatMap((index) => (outcomes[index]?.kind === "delivered" ? idsOf(index) : [])),
     ),
   );
   return { events, outcomes };
@@ -344,7 +330,8 @@ export async function retryLater(
   const delays: Promise<void>[] = [];
   records.forEach((record, index) => {
     const group = record.attributes.MessageGroupId ?? "";
-    const outcome = outcomes[index] as Outcome;
+    // A record without an outcome (a bug) is kept, like one to retry.
+    const outcome = outcomes[index] ?? retry("Internal error: the message was not processed.");
     if (outcome.kind === "retry") {
       failedGroups.add(group);
       failures.push({ itemIdentifier: record.messageId });

@@ -2,10 +2,33 @@
 // that kept it from answering, out. What that means for the event is decided elsewhere
 // (lib/delivery/decide.ts); this module knows nothing of Segment.
 
+/** A value Refiner stores as a trait: text, a number or a boolean (docs/mapping.md, "Traits"). */
+export type TraitValue = string | number | boolean;
+
+/** Who a request is about: a userId, an email, or both. */
+export interface Who {
+  id?: string;
+  email?: string;
+}
+
+/** An account: its id, and its traits. */
+export type AccountBody = { id: string } & { [trait: string]: TraitValue };
+
+/** `POST /identify-user`: the contact, its traits, and its account. */
+export type IdentifyBody = Who & {
+  account?: AccountBody;
+  [trait: string]: TraitValue | AccountBody | undefined;
+};
+
+/** `POST /track-event`: the contact and the event's name; nothing else is stored. */
+export interface TrackBody extends Who {
+  event: string;
+}
+
 /** A Refiner request, as the mapping describes it. */
 export type RefinerCall =
-  | { call: "identifyUser"; body: Record<string, unknown> }
-  | { call: "trackEvent"; body: Record<string, unknown> }
+  | { call: "identifyUser"; body: IdentifyBody }
+  | { call: "trackEvent"; body: TrackBody }
   | { call: "deleteContact"; query: { id: string } | { email: string } };
 
 export interface Endpoint {

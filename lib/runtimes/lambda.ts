@@ -7,16 +7,9 @@ import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
 import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
 import { DEADLINE_MS, deliver, type Runtime } from "../delivery/deliver.ts";
-import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
-import {
-  ALREADY_DELIVERED,
-  describe,
-  type Failure,
-  type Outcome,
-  untilFixed,
-} from "../delivery/outcome.ts";
+import { type DeliveredIds, deliveredBefore, deliveredIds } from "../delivery/delivered.ts";
+import { describe, type Failure, type Outcome, untilFixed } from "../delivery/outcome.ts";
 import { tokenBucket } from "../delivery/pace.ts";
-import { messageIdOf } from "../delivery/plan.ts";
 import { mapMemory, type SentMemory } from "../delivery/unchanged.ts";
 import {
   consume,
@@ -229,27 +222,15 @@ async function deliverOnce(
   runtime: Runtime,
   delivered: DeliveredIds,
 ): Promise<Outcome[]> {
-  const outcomes: Outcome[] = new Array(events.length);
-  const positions: number[] = [];
-  const ids = events.map(messageIdOf);
-  const done = await delivered.find(ids.filter((id) => id !== undefined));
-  ids.forEach((id, index) => {
-    if (id !== undefined && done.has(id)) outcomes[index] = ALREADY_DELIVERED;
-    else positions.push(index);
-  });
-  const sent = await deliver(
-    positions.map((index) => events[index]),
-    settings,
-    runtime,
+  const { ids, known } = await deliveredBefore(events, delivered);
+  const outcomes = await deliver(events, settings, runtime, undefined, known);
+  // What Refiner took now (or already had the body of) is recorded.
+  await delivered.record(
+    ids.filter(
+      (id, index): id is string =>
+        id !== undefined && !known.has(index) && outcomes[index]?.kind === "delivered",
+    ),
   );
-  const took: string[] = [];
-  sent.forEach((outcome, at) => {
-    const index = positions[at] as number;
-    outcomes[index] = outcome;
-    const id = ids[index];
-    if (outcome.kind === "delivered" && id !== undefined) took.push(id);
-  });
-  await delivered.record(took);
   return outcomes;
 }
 

@@ -1,7 +1,9 @@
 // Segment traits → Refiner traits. Refiner stores flat strings, int32 integers, booleans and dates
 // (keys ending in `_at` / `_date`), and shows keys in snake_case; see docs/mapping.md.
 
-export type TraitValue = string | number | boolean;
+import type { TraitValue } from "../refiner/client.ts";
+
+export type { TraitValue };
 export type Traits = Record<string, TraitValue>;
 
 const INT32_MAX = 2147483647;
