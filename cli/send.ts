@@ -17,6 +17,7 @@ import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/d
 import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { mapMemory } from "../lib/delivery/unchanged.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
+import { answerOf, classOf } from "../lib/runtimes/doors.ts";
 import { EVENT_TYPES, eventType } from "../lib/segment/mapping.ts";
 import {
   LAMBDA_ENVIRONMENT,
@@ -262,7 +263,7 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
         if (outcome.kind === "delivered") {
           totals.delivered += job.items.length;
           for (const item of job.items) ledger.settle(item);
-        } else if (outcome.kind === "rejected" && outcome.reason === "api-key") {
+        } else if (answerOf(outcome).send === "halt") {
           // Every request would fail alike: stop, and keep these events for the rerun.
           run.fatal ??= outcome.message;
           run.halt.abort();
@@ -454,14 +455,15 @@ function checkOptions(options: SendOptions): string | undefined {
 }
 
 /** Why an event that maps to no request is skipped rather than rejected, or undefined. */
-function skipReason(event: unknown, failure: Outcome): string | undefined {
-  if (failure.kind === "delivered")
-    return failure.via === "filtered" ? "left out by the settings" : undefined;
-  if (failure.kind !== "rejected") return undefined;
-  if (failure.reason === "no-contact") return "no userId and no email";
-  if (failure.reason !== "unsupported") return undefined;
-  const type = eventType(event);
-  return type === "alias" ? "alias (Refiner cannot merge contacts)" : "type Refiner does not take";
+/** Why an event is skipped, when `send`'s column of the table says so (lib/runtimes/doors.ts). */
+function skipReason(event: unknown, outcome: Outcome): string | undefined {
+  if (answerOf(outcome).send !== "skipped") return undefined;
+  const outcomeClass = classOf(outcome);
+  if (outcomeClass === "filtered") return "left out by the settings";
+  if (outcomeClass === "no-contact") return "no userId and no email";
+  return eventType(event) === "alias"
+    ? "alias (Refiner cannot merge contacts)"
+    : "type Refiner does not take";
 }
 
 function describeCall(call: RefinerCall): string {

@@ -25,7 +25,6 @@ import {
   QUEUED,
   retry,
   type Unsent,
-  untilFixed,
 } from "../delivery/outcome.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
@@ -298,14 +297,7 @@ export async function consume(
     settings,
     runtime,
   );
-  const outcomes = sent.map((outcome, index) =>
-    isDone(index)
-      ? ALREADY_DELIVERED
-      : // The fix for a refused key is to fix the key: the events wait for it.
-        outcome.kind === "rejected" && outcome.reason === "api-key"
-        ? untilFixed(outcome.message, "api-key")
-        : outcome,
-  );
+  const outcomes = sent.map((outcome, index) => (isDone(index) ? ALREADY_DELIVERED : outcome));
   await delivered.record(
     requests.flatMap(({ events }) =>
       events.flatMap((index) => (outcomes[index]?.kind === "delivered" ? idsOf(index) : [])),

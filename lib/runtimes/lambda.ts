@@ -19,9 +19,9 @@ import {
   retryLater,
 } from "../queue/queue.ts";
 import { boundedFetch, type Fetch } from "../refiner/client.ts";
-import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
+import { answerOf, type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";
 import {
   configFromEnvironment,
   type Environment,
@@ -186,8 +186,9 @@ export async function invokeDirect(
   if (Array.isArray(event)) return (await deliverAll(event, lambda, runtime)).map(toBatchItem);
   const [outcome] = await deliverAll([event], lambda, runtime);
   if (!outcome || outcome.kind === "delivered") return { status: 200 };
-  if (outcome.kind === "retry") throw toSegmentError(outcome);
-  return { status: toBatchItem(outcome).status, error: outcome.message };
+  const status = answerOf(outcome).lambda;
+  if (status === "throw") throw toSegmentError(outcome);
+  return { status, error: outcome.message };
 }
 
 /**
@@ -292,12 +293,19 @@ export async function consumeQueue(
     return { batchItemFailures: records.map((record) => ({ itemIdentifier: record.messageId })) };
   }
   // A broken configuration is logged once per cold start (logConfigProblem), not per message.
-  const { events, outcomes } = settings.ok
+  const consumed = settings.ok
     ? await consume(records, settings.settings, runtime, delivered)
     : {
         events: records.map(() => []),
         outcomes: records.map(() => untilFixed(settings.message, "configuration")),
       };
+  const { events } = consumed;
+  // The queue's column of the table: a refused key waits to be fixed, like any retry.
+  const outcomes = consumed.outcomes.map((outcome) =>
+    outcome.kind === "rejected" && answerOf(outcome).deliver === "back-off"
+      ? untilFixed(outcome.message, "api-key")
+      : outcome,
+  );
   observed(outcomes, events, lambda);
   const batchItemFailures = await retryLater(
     records,

@@ -102,7 +102,9 @@ const REJECTED: Record<Extract<Outcome, { kind: "rejected" }>["reason"], MetricN
   "api-key": "RejectedApiKey",
 };
 
-const DELIVERED_VIA: Record<string, MetricName> = {
+type Via = NonNullable<Extract<Outcome, { kind: "delivered" }>["via"]>;
+
+const DELIVERED_VIA: Record<Via, MetricName> = {
   unchanged: "SkippedUnchanged",
   "already-delivered": "SkippedDelivered",
   queued: "Queued",
@@ -113,7 +115,7 @@ const DELIVERED_VIA: Record<string, MetricName> = {
 export function countOutcomes(metrics: Metrics, outcomes: readonly Outcome[]): void {
   for (const outcome of outcomes) {
     if (outcome.kind === "delivered") {
-      metrics.count(outcome.via ? (DELIVERED_VIA[outcome.via] as MetricName) : "Delivered");
+      metrics.count(outcome.via ? DELIVERED_VIA[outcome.via] : "Delivered");
     } else if (outcome.kind === "rejected") {
       metrics.count("Rejected");
       metrics.count(REJECTED[outcome.reason]);

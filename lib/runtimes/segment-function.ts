@@ -5,9 +5,9 @@
 
 import { deliver, type Runtime } from "../delivery/deliver.ts";
 import { invalid } from "../delivery/outcome.ts";
-import { type BatchItem, toBatchItem, toSegmentError } from "../segment/errors.ts";
 import type { EventType } from "../segment/mapping.ts";
 import { parseSettings } from "../settings.ts";
+import { type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";
 
 /** A single-event handler: resolve on success, else throw the matching Segment error. */
 export async function segmentHandler(

@@ -7,7 +7,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Runtime } from "../delivery/deliver.ts";
 import type { Outcome } from "../delivery/outcome.ts";
-import { toBatchItem } from "../segment/errors.ts";
+import { answerOf, toBatchItem } from "./doors.ts";
 import { deliverAll, type LambdaInstance } from "./lambda.ts";
 import { type LambdaConfig, redactSecrets } from "./lambda-config.ts";
 import { log } from "./log.ts";
@@ -89,7 +89,7 @@ export async function handleWebhook(
 
   const [outcome] = await deliverAll([body], lambda, runtime);
   if (!outcome || outcome.kind === "delivered") return reply(200, { status: 200 });
-  const status = httpStatus(outcome);
+  const status = answerOf(outcome).webhook;
   return reply(status, { status, error: outcome.message });
 }
 
@@ -188,22 +188,16 @@ async function authenticate(
   return config.allowFirstEventSignature ? "authenticated" : "first event only";
 }
 
-/** Segment retries 408, 423, 429 and 5xx but 501 from a webhook, and drops other 4xx. */
-function httpStatus(outcome: Outcome): number {
-  if (outcome.kind === "delivered") return 200;
-  if (outcome.kind === "retry") return outcome.status === 429 ? 429 : 503;
-  return 400;
-}
-
 /**
  * One status for a whole batch. Any retryable item makes Segment send the batch again; what this
  * instance already delivered is then not sent twice (lib/delivery/recent-ids.ts). Otherwise 200, unless every
  * item was rejected.
  */
 function batchStatus(outcomes: Outcome[]): number {
-  const retries = outcomes.filter((outcome) => outcome.kind === "retry");
-  if (retries.length) return retries.some((outcome) => outcome.status === 429) ? 429 : 503;
-  if (outcomes.length && outcomes.every((outcome) => outcome.kind === "rejected")) return 400;
+  const statuses = new Set(outcomes.map((outcome) => answerOf(outcome).webhook));
+  if (statuses.has(429)) return 429;
+  if (statuses.has(503)) return 503;
+  if (statuses.size === 1 && statuses.has(400)) return 400;
   return 200;
 }
 

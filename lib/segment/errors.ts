@@ -1,10 +1,8 @@
-// Segment's error classes, and how an Outcome becomes one (or an onBatch item). Segment decides
+// Segment's error classes (lib/runtimes/doors.ts says which one an Outcome becomes). Segment decides
 // retry-or-discard by the class an event's handler throws, and it only recognises its own classes,
 // so inside Segment we must throw those. Segment provides them to the pasted script as free names;
 // Lambda, the CLI and tests get look-alikes with the same names and the same `new X(message)`
 // shape. The destination throws these three and no other (docs/mapping.md, "Outcomes").
-
-import type { Failure, Outcome } from "../delivery/outcome.ts";
 
 export type SegmentErrorClass = new (message?: string) => Error;
 
@@ -35,22 +33,3 @@ export const SegmentErrors = {
     "EventNotSupported",
   ),
 };
-
-/** The Segment error class for an outcome, for the single-event handlers. */
-export function toSegmentError(outcome: Failure): Error {
-  if (outcome.kind === "retry") return new SegmentErrors.RetryError(outcome.message);
-  if (outcome.reason === "unsupported") return new SegmentErrors.EventNotSupported(outcome.message);
-  return new SegmentErrors.ValidationError(outcome.message);
-}
-
-export interface BatchItem {
-  status: number;
-  errormessage?: string;
-}
-
-/** One `onBatch` result. Segment retries only the items whose status calls for it. */
-export function toBatchItem(outcome: Outcome): BatchItem {
-  if (outcome.kind === "delivered") return { status: 200 };
-  if (outcome.kind === "retry") return { status: outcome.status, errormessage: outcome.message };
-  return { status: outcome.reason === "api-key" ? 401 : 400, errormessage: outcome.message };
-}

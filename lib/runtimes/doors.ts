@@ -1,0 +1,140 @@
+// What each outcome does at each door, in one table (docs/architecture.md, "Outcomes at the doors").
+// decide.ts says what became of an event; this says how every door answers it. The doors read
+// their column here and do nothing else with an Outcome.
+
+import type { Failure, Outcome } from "../delivery/outcome.ts";
+import { SegmentErrors } from "../segment/errors.ts";
+
+/** What became of an event, as the doors tell the cases apart. */
+export type OutcomeClass =
+  | "delivered"
+  | "filtered"
+  | "invalid"
+  | "no-contact"
+  | "unsupported"
+  | "api-key"
+  | "throttled"
+  | "retry"
+  | "until-fixed";
+
+export interface DoorAnswers {
+  /** The Segment function's single handlers: resolve, or throw this class of Segment's. */
+  function: "resolve" | "RetryError" | "ValidationError" | "EventNotSupported";
+  /** An `onBatch` item's status, and a Lambda array item's. */
+  batchItem: 200 | 400 | 401 | 429 | 500;
+  /** Lambda `segment`, one event: return this status, or throw a RetryError. */
+  lambda: 200 | 400 | 401 | "throw";
+  /** Lambda `webhook`, one event: the HTTP status Segment receives. */
+  webhook: 200 | 400 | 429 | 503;
+  /** The queue consumer `deliver`: delete the message, or keep it with the growing back-off. */
+  deliver: "delete" | "back-off";
+  /** `send`: where the event's line goes. */
+  send: "delivered" | "skipped" | "rejected" | "retried" | "halt";
+}
+
+/** The table. Segment retries RetryError, 408/423/429/5xx but 501, and discards the rest. */
+export const DOORS = {
+  delivered: {
+    function: "resolve",
+    batchItem: 200,
+    lambda: 200,
+    webhook: 200,
+    deliver: "delete",
+    send: "delivered",
+  },
+  filtered: {
+    function: "resolve",
+    batchItem: 200,
+    lambda: 200,
+    webhook: 200,
+    deliver: "delete",
+    send: "skipped",
+  },
+  invalid: {
+    function: "ValidationError",
+    batchItem: 400,
+    lambda: 400,
+    webhook: 400,
+    deliver: "delete",
+    send: "rejected",
+  },
+  "no-contact": {
+    function: "ValidationError",
+    batchItem: 400,
+    lambda: 400,
+    webhook: 400,
+    deliver: "delete",
+    send: "skipped",
+  },
+  unsupported: {
+    function: "EventNotSupported",
+    batchItem: 400,
+    lambda: 400,
+    webhook: 400,
+    deliver: "delete",
+    send: "skipped",
+  },
+  // Segment already has its 200 for what the queue holds: there a refused key waits to be fixed.
+  "api-key": {
+    function: "ValidationError",
+    batchItem: 401,
+    lambda: 401,
+    webhook: 400,
+    deliver: "back-off",
+    send: "halt",
+  },
+  throttled: {
+    function: "RetryError",
+    batchItem: 429,
+    lambda: "throw",
+    webhook: 429,
+    deliver: "back-off",
+    send: "retried",
+  },
+  retry: {
+    function: "RetryError",
+    batchItem: 500,
+    lambda: "throw",
+    webhook: 503,
+    deliver: "back-off",
+    send: "retried",
+  },
+  // A refused key in the consumer, or a broken configuration in Lambda: retryable until fixed.
+  "until-fixed": {
+    function: "RetryError",
+    batchItem: 500,
+    lambda: "throw",
+    webhook: 503,
+    deliver: "back-off",
+    send: "retried",
+  },
+} as const satisfies Record<OutcomeClass, DoorAnswers>;
+
+export function classOf(outcome: Outcome): OutcomeClass {
+  if (outcome.kind === "delivered") return outcome.via === "filtered" ? "filtered" : "delivered";
+  if (outcome.kind === "rejected") return outcome.reason;
+  if (outcome.cause) return "until-fixed";
+  return outcome.status === 429 ? "throttled" : "retry";
+}
+
+/** How a door answers this outcome. */
+export function answerOf(outcome: Outcome): DoorAnswers {
+  return DOORS[classOf(outcome)];
+}
+
+/** The Segment error class for a failure, for the single-event handlers. */
+export function toSegmentError(outcome: Failure): Error {
+  const name = answerOf(outcome).function;
+  return new SegmentErrors[name === "resolve" ? "ValidationError" : name](outcome.message);
+}
+
+export interface BatchItem {
+  status: number;
+  errormessage?: string;
+}
+
+/** One `onBatch` result. Segment retries only the items whose status calls for it. */
+export function toBatchItem(outcome: Outcome): BatchItem {
+  const status = answerOf(outcome).batchItem;
+  return outcome.kind === "delivered" ? { status } : { status, errormessage: outcome.message };
+}
