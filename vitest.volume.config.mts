@@ -14,6 +14,8 @@ export default defineConfig({
       "test/unchanged.test.ts",
     ],
     env: { REFINER_TEST_VOLUME: "full" },
+    // Full-size runs load the machine more: two at a time, as time is no goal here.
+    maxWorkers: 2,
     testTimeout: 120_000,
   },
 });
