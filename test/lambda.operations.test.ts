@@ -133,6 +133,8 @@ describe("secrets from Secrets Manager", () => {
     expect(metricLines).toContainEqual(expect.objectContaining({ Misconfigured: 1 }));
     const answer = await lambda.webhook(webhookPost(JSON.stringify(loadEvent("track"))));
     expect(answer.statusCode).toBe(503);
+    expect(JSON.parse(String(answer.body)).error).toContain(`The secret ${SECRET_ID} could not`);
+    expect(metricLines.at(-1)).toMatchObject({ Misconfigured: 1 });
     expect(refiner.requests).toHaveLength(0);
 
     // Read again on the next invocation once it can be.

@@ -44,7 +44,12 @@ export async function handleWebhook(
 
   if (!isSigned(config) && !config.allowUnsignedWebhooks) {
     // A public URL without a secret would let anyone write into the customer's Refiner. 503 makes
-    // Segment keep the events while the secret is being set.
+    // Segment keep the events while the secret is being set. When the stage's secret could not be
+    // read, that is the cause to name.
+    lambda.metrics.count("Misconfigured");
+    if (!config.settings.ok) {
+      return reply(503, { error: redactSecrets(config.settings.message, config) });
+    }
     log("ERROR", "Webhook refused: neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set");
     return reply(503, {
       error:
@@ -78,7 +83,9 @@ export async function handleWebhook(
     });
   }
   if (!config.settings.ok) {
-    // The operator can fix this in minutes: 503 keeps the events in Segment meanwhile.
+    // The operator can fix this in minutes: 503 keeps the events in Segment meanwhile. Counted per
+    // event, so that the Misconfigured alarm fires (logged once per cold start).
+    lambda.metrics.count("Misconfigured", Array.isArray(body) ? body.length : 1);
     return reply(503, { error: redactSecrets(config.settings.message, config) });
   }
 
