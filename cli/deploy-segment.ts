@@ -4,6 +4,7 @@
 
 import { describe } from "../lib/delivery/outcome.ts";
 import type { Fetch } from "../lib/refiner/client.ts";
+import { SENT_TYPES } from "../lib/segment/mapping.ts";
 import { SETTINGS } from "../lib/settings.ts";
 
 export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";
@@ -64,7 +65,7 @@ export async function deploySegmentFunction(options: DeployOptions): Promise<Dep
       code: options.code,
       displayName: options.displayName,
       resourceType: "DESTINATION",
-      description: "Sends identify, group, track, page and screen calls to Refiner.",
+      description: `Sends ${SENT_TYPES.filter((type) => type !== "delete").join(", ")} calls, and deletions, to Refiner.`,
       settings: FUNCTION_SETTINGS,
     });
     return { id: functionIn(created).id, action: "created", changed: ["code", "settings"] };

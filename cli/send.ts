@@ -18,7 +18,7 @@ import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { mapMemory } from "../lib/delivery/unchanged.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { answerOf, classOf } from "../lib/runtimes/doors.ts";
-import { EVENT_TYPES, eventType } from "../lib/segment/mapping.ts";
+import { eventType, SENT_TYPES } from "../lib/segment/mapping.ts";
 import {
   LAMBDA_ENVIRONMENT,
   parseSettings,
@@ -40,7 +40,7 @@ import { ContactQueues, type Job } from "./contact-queues.ts";
 import { readEvents } from "./read-events.ts";
 
 /** What `--types` takes: every call type Refiner receives something for. */
-export const SENDABLE_TYPES = EVENT_TYPES.filter((type) => type !== "alias");
+export const SENDABLE_TYPES = SENT_TYPES;
 
 export interface SendOptions {
   files: string[];

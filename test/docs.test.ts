@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LAMBDA_VARIABLES } from "../lib/runtimes/variables.ts";
+import { EVENT_TYPES } from "../lib/segment/mapping.ts";
 import { SETTINGS } from "../lib/settings.ts";
 import { variableRow } from "./support/variables-table.ts";
 
@@ -40,6 +41,40 @@ describe("README", () => {
 
   it("is a user guide of about 10 KB", () => {
     expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(10_240);
+  });
+});
+
+describe("docs/mapping.md", () => {
+  it("has a row for every call type the destination answers", () => {
+    const doc = read("docs/mapping.md");
+    const table = doc.slice(doc.indexOf("## Each call"), doc.indexOf("## Identifies Refiner"));
+    const calls = table
+      .split("\n")
+      .filter((line) => /^\| [a-z]/.test(line))
+      .map((line) => line.split(" | ")[0]?.slice(2));
+    expect(calls).toEqual([
+      ...EVENT_TYPES.filter((type) => type !== "alias"),
+      "alias",
+      "any other type, or none",
+    ]);
+    expect(EVENT_TYPES).toEqual([
+      "identify",
+      "group",
+      "track",
+      "page",
+      "screen",
+      "alias",
+      "delete",
+    ]);
+  });
+
+  it("lists exactly the declared settings in its settings table", () => {
+    const doc = read("docs/mapping.md");
+    const table = doc.slice(doc.indexOf("## Settings"), doc.indexOf("### What reaches Refiner"));
+    const rows = table.split("\n").filter((line) => line.startsWith("| `"));
+    expect(rows.map((row) => row.split(" | ").slice(0, 2).join(" "))).toEqual(
+      SETTINGS.map((setting) => `| \`${setting.name}\` \`${setting.env}\``),
+    );
   });
 });
 

@@ -23,6 +23,9 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 export type SegmentHandlerName = `on${Capitalize<EventType>}`;
 
+/** The call types Refiner receives something for (alias is answered, never sent). */
+export const SENT_TYPES = EVENT_TYPES.filter((type) => type !== "alias");
+
 /** The Segment function's single-event handlers: `onIdentify` → identify, … */
 export const SEGMENT_HANDLERS = Object.fromEntries(
   EVENT_TYPES.map((type) => [`on${type[0]?.toUpperCase()}${type.slice(1)}`, type]),
@@ -53,7 +56,7 @@ export function eventType(event: unknown): EventType | Failure {
   const { type } = event;
   if (type === undefined || type === null || type === "") {
     return invalid(
-      "The event has no type: expected identify, group, track, page, screen or delete.",
+      `The event has no type: expected ${SENT_TYPES.slice(0, -1).join(", ")} or ${SENT_TYPES.at(-1)}.`,
     );
   }
   return (
