@@ -32,83 +32,33 @@ export interface DoorAnswers {
   send: "delivered" | "skipped" | "rejected" | "retried" | "halt";
 }
 
-/** The table. Segment retries RetryError, 408/423/429/5xx but 501, and discards the rest. */
-export const DOORS = {
-  delivered: {
-    function: "resolve",
-    batchItem: 200,
-    lambda: 200,
-    webhook: 200,
-    deliver: "delete",
-    send: "delivered",
-  },
-  filtered: {
-    function: "resolve",
-    batchItem: 200,
-    lambda: 200,
-    webhook: 200,
-    deliver: "delete",
-    send: "skipped",
-  },
-  invalid: {
-    function: "ValidationError",
-    batchItem: 400,
-    lambda: 400,
-    webhook: 400,
-    deliver: "delete",
-    send: "rejected",
-  },
-  "no-contact": {
-    function: "ValidationError",
-    batchItem: 400,
-    lambda: 400,
-    webhook: 400,
-    deliver: "delete",
-    send: "skipped",
-  },
-  unsupported: {
-    function: "EventNotSupported",
-    batchItem: 400,
-    lambda: 400,
-    webhook: 400,
-    deliver: "delete",
-    send: "skipped",
-  },
-  // Segment already has its 200 for what the queue holds: there a refused key waits to be fixed.
-  "api-key": {
-    function: "ValidationError",
-    batchItem: 401,
-    lambda: 401,
-    webhook: 400,
-    deliver: "back-off",
-    send: "halt",
-  },
-  throttled: {
-    function: "RetryError",
-    batchItem: 429,
-    lambda: "throw",
-    webhook: 429,
-    deliver: "back-off",
-    send: "retried",
-  },
-  retry: {
-    function: "RetryError",
-    batchItem: 500,
-    lambda: "throw",
-    webhook: 503,
-    deliver: "back-off",
-    send: "retried",
-  },
+function row(
+  fn: DoorAnswers["function"],
+  batchItem: DoorAnswers["batchItem"],
+  lambda: DoorAnswers["lambda"],
+  webhook: DoorAnswers["webhook"],
+  deliver: DoorAnswers["deliver"],
+  send: DoorAnswers["send"],
+): DoorAnswers {
+  return { function: fn, batchItem, lambda, webhook, deliver, send };
+}
+
+/**
+ * The table. Segment retries RetryError, 408/423/429/5xx but 501, and discards the rest. For what
+ * the queue holds Segment already has its 200: there a refused key waits to be fixed.
+ */
+export const DOORS: Record<OutcomeClass, DoorAnswers> = {
+  delivered: row("resolve", 200, 200, 200, "delete", "delivered"),
+  filtered: row("resolve", 200, 200, 200, "delete", "skipped"),
+  invalid: row("ValidationError", 400, 400, 400, "delete", "rejected"),
+  "no-contact": row("ValidationError", 400, 400, 400, "delete", "skipped"),
+  unsupported: row("EventNotSupported", 400, 400, 400, "delete", "skipped"),
+  "api-key": row("ValidationError", 401, 401, 400, "back-off", "halt"),
+  throttled: row("RetryError", 429, "throw", 429, "back-off", "retried"),
+  retry: row("RetryError", 500, "throw", 503, "back-off", "retried"),
   // A refused key in the consumer, or a broken configuration in Lambda: retryable until fixed.
-  "until-fixed": {
-    function: "RetryError",
-    batchItem: 500,
-    lambda: "throw",
-    webhook: 503,
-    deliver: "back-off",
-    send: "retried",
-  },
-} as const satisfies Record<OutcomeClass, DoorAnswers>;
+  "until-fixed": row("RetryError", 500, "throw", 503, "back-off", "retried"),
+};
 
 export function classOf(outcome: Outcome): OutcomeClass {
   if (outcome.kind === "delivered") return outcome.via === "filtered" ? "filtered" : "delivered";
