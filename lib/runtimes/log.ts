@@ -3,8 +3,9 @@
 // pass only those fields. Written here rather than with Powertools' logger, for the same reason as
 // metrics.ts: the cold start.
 //
-// Lines go to standard output (standard error for errors) as they are. Lambda's JSON log format
-// keeps a line that is already a JSON object, and on this machine it is the same line.
+// Lines go to standard output (standard error for errors) as they are, not through `console`,
+// which Lambda's runtime patches to wrap what it is given; Powertools' logger writes the same way.
+// On this machine it is the same line.
 
 export type Level = "INFO" | "WARN" | "ERROR";
 

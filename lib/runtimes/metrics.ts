@@ -3,8 +3,8 @@
 // packages add about 116 KB to the Lambda bundle, whose cold start is guarded (README,
 // "Performance"), for what fits in this file.
 //
-// Lines go to process.stdout itself: Lambda's JSON log format keeps a line that is already a JSON
-// object, and CloudWatch reads embedded metrics from it.
+// Lines go to process.stdout itself, not through `console`, which Lambda's runtime patches to wrap
+// what it is given, so that each reaches CloudWatch as the JSON object it is (as Powertools writes).
 
 import type { Outcome } from "../delivery/outcome.ts";
 
