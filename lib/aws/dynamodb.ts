@@ -41,7 +41,7 @@ function buildTable(
   now: () => number,
 ): DeliveredTable {
   // Required on first use, not imported at the top: a direct-mode cold start stays as light as it
-  // was without the table (README, "Performance"), and its first event pays for the SDK instead.
+  // was without the table (docs/performance.md), and its first event pays for the SDK instead.
   // The Lambda runtime ships the SDK; the bundle leaves it external.
   const sdk: typeof import("@aws-sdk/client-dynamodb") = require("@aws-sdk/client-dynamodb");
   const { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient } = sdk;
