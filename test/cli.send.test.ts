@@ -216,7 +216,7 @@ describe("outcomes", () => {
         messageId: `p-${i}`,
       })),
       { type: "alias", userId: "u1", previousId: "anon-1" },
-      { type: "purchase", userId: "u1" },
+      { type: "refund", userId: "u1" },
     ];
     const run = await send([file("anonymous.ndjson", ndjson(events))]);
     expect(run.code).toBe(0);
@@ -535,7 +535,7 @@ describe("dry run and usage", () => {
       expect(run.code).toBe(0);
       expect(run.stdout).toContain("refiner-destination send FILE... [options]");
     }
-    const bad = await start(["send", "x.json", "--rate", "0", "--types", "identify,purchase"]).done;
+    const bad = await start(["send", "x.json", "--rate", "0", "--types", "identify,refund"]).done;
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--rate must be a positive number");
     expect(bad.stderr).toContain("--types takes a comma-separated list");

@@ -90,7 +90,7 @@ describe("segment (direct invoke)", () => {
 
   it.each([
     [{ type: "alias", userId: "u1", previousId: "a" }, 400, "alias"],
-    [{ type: "purchase", userId: "u1" }, 400, '"purchase"'],
+    [{ type: "refund", userId: "u1" }, 400, '"refund"'],
     [{ userId: "u1" }, 400, "has no type"],
     ["not an event", 400, "must be a JSON object"],
   ])("returns %j as {status: %i}", async (event, status, text) => {
