@@ -13,6 +13,7 @@ import {
   type LambdaHandlers,
   loadLambda,
   metricLines,
+  stubEnvs,
   webhookPost,
 } from "./support/lambda.ts";
 
@@ -59,7 +60,7 @@ function deployed(env: Record<string, string> = {}): LambdaHandlers {
     SEGMENT_WEBHOOK_TOKEN: "",
     ...env,
   };
-  for (const [name, value] of Object.entries(all)) vi.stubEnv(name, value);
+  stubEnvs(all);
   return loadLambda();
 }
 

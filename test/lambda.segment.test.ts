@@ -14,7 +14,7 @@ import {
   onlyRequest,
   SEED_GROUP_REQUEST,
 } from "./support/fixtures.ts";
-import { captureConsole, type LambdaHandlers, loadLambda } from "./support/lambda.ts";
+import { captureConsole, type LambdaHandlers, loadLambda, stubEnvs } from "./support/lambda.ts";
 
 let refiner: RefinerEmulator;
 let lambda: LambdaHandlers;
@@ -257,9 +257,7 @@ describe("segment (direct invoke)", () => {
   it("with the table of delivered messageIds, sends nothing again on another instance", async () => {
     const table = await startLocalTable();
     try {
-      for (const [name, value] of Object.entries(localTableEnvironment(table))) {
-        vi.stubEnv(name, value);
-      }
+      stubEnvs(localTableEnvironment(table));
       lambda = loadLambda();
       refiner.queue({ status: 503 });
       const { error } = await settle(lambda.segment(loadEvent("track")));

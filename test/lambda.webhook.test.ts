@@ -19,6 +19,7 @@ import {
   type LambdaHandlers,
   loadLambda,
   sign,
+  stubEnvs,
   webhookPost,
 } from "./support/lambda.ts";
 
@@ -51,7 +52,7 @@ afterEach(() => {
 
 /** A cold start with these variables set on top of the test's environment. */
 function coldStart(env: Record<string, string>) {
-  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  stubEnvs(env);
   lambda = loadLambda();
 }
 

@@ -21,6 +21,7 @@ import {
   type LambdaHandlers,
   loadLambda,
   metricLines,
+  stubEnvs,
   webhookPost,
 } from "./support/lambda.ts";
 import { size } from "./support/volume.ts";
@@ -157,7 +158,7 @@ async function queued(env: Record<string, string> = {}, maxReceiveCount = 30, ke
     REFINER_RATE_PER_MINUTE: "60000",
     ...env,
   };
-  for (const [name, value] of Object.entries(all)) vi.stubEnv(name, value);
+  stubEnvs(all);
   return loadLambda();
 }
 
@@ -168,7 +169,7 @@ async function drain(
   limitMs = 20_000,
   env: Record<string, string> = {},
 ) {
-  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  stubEnvs(env);
   const handlers = Array.from({ length: consumers }, () => loadLambda().deliver);
   const poller = startPoller({ client: queues.client, queueUrl: queues.queueUrl, handlers });
   const started = Date.now();

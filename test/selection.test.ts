@@ -11,7 +11,7 @@ import {
   ValidationError,
 } from "../local/segment-runtime.ts";
 import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
-import { captureConsole, loadLambda, metricLines } from "./support/lambda.ts";
+import { captureConsole, loadLambda, metricLines, stubEnvs } from "./support/lambda.ts";
 
 let refiner: RefinerEmulator;
 let handlers: SegmentFunction["handlers"];
@@ -209,13 +209,7 @@ describe("in the Lambda, from variables", () => {
   });
   const lambdaWith = (env: Record<string, string>) => {
     captureConsole();
-    for (const [key, value] of Object.entries({
-      REFINER_API_KEY: API_KEY,
-      REFINER_API_BASE_URL: refiner.url,
-      ...env,
-    })) {
-      vi.stubEnv(key, value);
-    }
+    stubEnvs({ REFINER_API_KEY: API_KEY, REFINER_API_BASE_URL: refiner.url, ...env });
     return loadLambda();
   };
 

@@ -34,6 +34,11 @@ export interface LambdaHandlers {
   ): Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 }
 
+/** Sets these variables for the current test (undone by `vi.unstubAllEnvs()`). */
+export function stubEnvs(env: Record<string, string>): void {
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+}
+
 /**
  * A cold start: the bundle is loaded anew, so it reads the environment as it is now (the handler
  * reads it once, at module load) and starts with an empty memory of delivered messageIds.
