@@ -4,6 +4,7 @@
 // AWS_ENDPOINT_URL, as for the tests' emulator) is given to the client explicitly, as for SQS.
 
 import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
+import { pool } from "../delivery/deliver.ts";
 import type { DeliveredTable } from "../delivery/delivered.ts";
 
 /**
@@ -15,6 +16,8 @@ export const DELIVERED_TTL_SECONDS = 30 * 24 * 60 * 60;
 /** DynamoDB's limits: BatchGetItem takes 100 keys, BatchWriteItem 25 items. */
 const GET_KEYS = 100;
 const WRITE_ITEMS = 25;
+/** Batch calls in flight at once: a 4,000-event webhook batch takes 40 lookups. */
+const CALLS_IN_FLIGHT = 8;
 /** Unprocessed keys or items (DynamoDB's throttling) are tried again this many times. */
 const ATTEMPTS = 3;
 
@@ -55,47 +58,61 @@ function buildTable(
   return {
     async find(ids) {
       const found = new Set<string>();
-      for (let at = 0; at < ids.length; at += GET_KEYS) {
-        let keys: Record<string, AttributeValue>[] = ids
-          .slice(at, at + GET_KEYS)
-          .map((id) => ({ messageId: { S: id } }));
-        for (let attempt = 0; attempt < ATTEMPTS && keys.length; attempt++) {
-          const answer = await client.send(
-            new BatchGetItemCommand({
-              RequestItems: {
-                [tableName]: {
-                  Keys: keys,
-                  ConsistentRead: true,
-                  ProjectionExpression: "messageId",
+      await pool(
+        chunks(ids, GET_KEYS),
+        async (chunk) => {
+          let keys: Record<string, AttributeValue>[] = chunk.map((id) => ({
+            messageId: { S: id },
+          }));
+          for (let attempt = 0; attempt < ATTEMPTS && keys.length; attempt++) {
+            const answer = await client.send(
+              new BatchGetItemCommand({
+                RequestItems: {
+                  [tableName]: {
+                    Keys: keys,
+                    ConsistentRead: true,
+                    ProjectionExpression: "messageId",
+                  },
                 },
-              },
-            }),
-          );
-          for (const item of answer.Responses?.[tableName] ?? []) {
-            const id = item.messageId?.S;
-            if (id !== undefined) found.add(id);
+              }),
+            );
+            for (const item of answer.Responses?.[tableName] ?? []) {
+              const id = item.messageId?.S;
+              if (id !== undefined) found.add(id);
+            }
+            keys = answer.UnprocessedKeys?.[tableName]?.Keys ?? [];
           }
-          keys = answer.UnprocessedKeys?.[tableName]?.Keys ?? [];
-        }
-        // Keys still unprocessed count as not delivered: at worst a duplicate, never a loss.
-      }
+          // Keys still unprocessed count as not delivered: at worst a duplicate, never a loss.
+        },
+        CALLS_IN_FLIGHT,
+      );
       return found;
     },
     async record(ids) {
       const expiresAt = String(Math.floor(now() / 1000) + DELIVERED_TTL_SECONDS);
-      const unique = [...new Set(ids)];
-      for (let at = 0; at < unique.length; at += WRITE_ITEMS) {
-        let writes: WriteRequest[] = unique.slice(at, at + WRITE_ITEMS).map((id) => ({
-          PutRequest: { Item: { messageId: { S: id }, expiresAt: { N: expiresAt } } },
-        }));
-        for (let attempt = 0; attempt < ATTEMPTS && writes.length; attempt++) {
-          const answer = await client.send(
-            new BatchWriteItemCommand({ RequestItems: { [tableName]: writes } }),
-          );
-          writes = answer.UnprocessedItems?.[tableName] ?? [];
-        }
-        if (writes.length) throw new Error(`DynamoDB left ${writes.length} ids unwritten`);
-      }
+      await pool(
+        chunks([...new Set(ids)], WRITE_ITEMS),
+        async (chunk) => {
+          let writes: WriteRequest[] = chunk.map((id) => ({
+            PutRequest: { Item: { messageId: { S: id }, expiresAt: { N: expiresAt } } },
+          }));
+          for (let attempt = 0; attempt < ATTEMPTS && writes.length; attempt++) {
+            const answer = await client.send(
+              new BatchWriteItemCommand({ RequestItems: { [tableName]: writes } }),
+            );
+            writes = answer.UnprocessedItems?.[tableName] ?? [];
+          }
+          if (writes.length) throw new Error(`DynamoDB left ${writes.length} ids unwritten`);
+        },
+        CALLS_IN_FLIGHT,
+      );
     },
   };
+}
+
+/** `items` in consecutive parts of at most `size`. */
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const parts: T[][] = [];
+  for (let at = 0; at < items.length; at += size) parts.push(items.slice(at, at + size));
+  return parts;
 }
