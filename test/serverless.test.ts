@@ -16,12 +16,29 @@ import { zipEntries } from "./support/zip.ts";
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
 
+/**
+ * The `serverless` command of osls, run by node itself: through npx, each run also paid for npm's
+ * start-up and its update check.
+ */
+function serverless(args: string[], env: NodeJS.ProcessEnv) {
+  return run(process.execPath, [join(ROOT, "node_modules/osls/bin/serverless.js"), ...args], {
+    cwd: ROOT,
+    env,
+  });
+}
+
+/**
+ * An empty HOME, shared by this file's runs: osls compiles its configuration validator (about 3 s
+ * of CPU) into ~/.serverless once, and the later runs read it from there.
+ */
+const HOME = mkdtempSync(join(tmpdir(), "sls-home-"));
+
 /** The environment of a machine with no AWS account and none of the destination's variables. */
 function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !/^(AWS_|REFINER_|SEGMENT_|ALLOW_)/.test(name)),
   );
-  return { ...env, HOME: mkdtempSync(join(tmpdir(), "sls-home-")), ...extra };
+  return { ...env, HOME, ...extra };
 }
 
 interface Resource {
@@ -40,10 +57,9 @@ async function packaged(
   params: string[] = [],
 ): Promise<{ template: Template; out: string; said: string }> {
   const out = mkdtempSync(join(tmpdir(), "sls-package-"));
-  const { stdout, stderr } = await run(
-    "npx",
-    ["serverless", "package", "--package", out, ...params.flatMap((p) => ["--param", p])],
-    { cwd: ROOT, env: cleanEnvironment() },
+  const { stdout, stderr } = await serverless(
+    ["package", "--package", out, ...params.flatMap((p) => ["--param", p])],
+    cleanEnvironment(),
   );
   const text = readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8");
   return { template: JSON.parse(text), out, said: `${stdout}${stderr}` };
@@ -105,10 +121,10 @@ async function cfnLint(templates: string[]): Promise<string[]> {
 /** `serverless package` with secret variables set: what the guard answers (it should fail). */
 async function refusedPackage(canary: string): Promise<{ said: string; out: string }> {
   const out = mkdtempSync(join(tmpdir(), "sls-refused-"));
-  const said = await run("npx", ["serverless", "package", "--package", out], {
-    cwd: ROOT,
-    env: cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
-  }).then(
+  const said = await serverless(
+    ["package", "--package", out],
+    cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
+  ).then(
     () => "it packaged",
     (error: { stdout: string; stderr: string }) => `${error.stdout}${error.stderr}`,
   );
@@ -117,10 +133,8 @@ async function refusedPackage(canary: string): Promise<{ said: string; out: stri
 
 /** `serverless invoke local` of `segment` on the sample identify, with this shell's variables. */
 function invokeLocally(refinerUrl: string) {
-  return run(
-    "npx",
+  return serverless(
     [
-      "serverless",
       "invoke",
       "local",
       "--function",
@@ -131,25 +145,28 @@ function invokeLocally(refinerUrl: string) {
       "--param",
       "queued=false",
     ],
-    {
-      cwd: ROOT,
-      env: cleanEnvironment({ REFINER_API_KEY: API_KEY, REFINER_API_BASE_URL: refinerUrl }),
-    },
+    cleanEnvironment({ REFINER_API_KEY: API_KEY, REFINER_API_BASE_URL: refinerUrl }),
   );
 }
 
-// Every `serverless` run takes seconds, mostly starting up, so all start at once here: both modes
-// packaged one after the other (two packagings in one service folder trip over each other), the
-// refused one and `invoke local` beside them, and cfn-lint once both templates exist.
+// Every `serverless` run takes seconds, mostly starting up. The first packaging compiles the
+// validator into HOME; then the rest start at once: the direct packaging (after the first: two
+// packagings in one service folder trip over each other), the refused one and `invoke local`
+// beside it, and cfn-lint once both templates exist.
 const CANARY = "rfk_canary_7f3a9c2e1b";
 let refiner: RefinerEmulator;
 let both: Promise<[Awaited<ReturnType<typeof packaged>>, Awaited<ReturnType<typeof packaged>>]>;
 let linted: Promise<string[]>;
 let refused: ReturnType<typeof refusedPackage>;
-let invoked: ReturnType<typeof invokeLocally>;
+let invoked: Promise<Awaited<ReturnType<typeof invokeLocally>>>;
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  both = packaged().then(async (queued) => [queued, await packaged(["queued=false"])]);
+  const queued = packaged();
+  both = queued.then(async (first) => [first, await packaged(["queued=false"])]);
+  const compiled = queued.then(
+    () => undefined,
+    () => undefined,
+  );
   linted = both.then(([queued, direct]) =>
     cfnLint(
       [queued.out, direct.out].map((folder) =>
@@ -157,8 +174,8 @@ beforeAll(async () => {
       ),
     ),
   );
-  refused = refusedPackage(CANARY);
-  invoked = invokeLocally(refiner.url);
+  refused = compiled.then(() => refusedPackage(CANARY));
+  invoked = compiled.then(() => invokeLocally(refiner.url));
   // Handled here too, so that no rejection goes unseen while a test waits on another.
   for (const promise of [both, linted, refused, invoked]) promise.catch(() => {});
 });
@@ -166,6 +183,7 @@ afterAll(async () => {
   await refiner.close();
   for (const { out } of await both) rmSync(out, { recursive: true, force: true });
   rmSync((await refused).out, { recursive: true, force: true });
+  rmSync(HOME, { recursive: true, force: true });
 });
 
 describe("npm run package, queued (the default)", () => {
