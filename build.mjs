@@ -14,7 +14,7 @@ import { build } from "esbuild";
 // declarations and read them here.
 const declared = await build({
   stdin: {
-    contents: `export { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";\nexport { SETTINGS } from "./lib/settings.ts";`,
+    contents: `export { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";\nexport { SETTING_TEXTS, SETTINGS } from "./lib/settings.ts";`,
     resolveDir: import.meta.dirname,
     loader: "ts",
   },
@@ -24,7 +24,7 @@ const declared = await build({
   write: false,
   logLevel: "warning",
 });
-const { SEGMENT_HANDLERS, SETTINGS } = await import(
+const { SEGMENT_HANDLERS, SETTING_TEXTS, SETTINGS } = await import(
   `data:text/javascript;base64,${Buffer.from(declared.outputFiles[0].contents).toString("base64")}`
 );
 const HANDLERS = [
@@ -38,8 +38,8 @@ const banner = `// Refiner destination for Segment — built from this repositor
 // Paste this whole file into Segment: Connections → Catalog → Functions → New Function →
 // Destination, replacing the editor's contents. Then create these settings on the function:
 ${SETTINGS.map(
-  ({ name, type, required, sensitive, description }) =>
-    `//   ${name.padEnd(nameWidth)}  ${type.toLowerCase()}, ${required ? "required" : "optional"}${sensitive ? ", sensitive" : ""}: ${description}`,
+  ({ name, type, required, sensitive }) =>
+    `//   ${name.padEnd(nameWidth)}  ${type.toLowerCase()}, ${required ? "required" : "optional"}${sensitive ? ", sensitive" : ""}: ${SETTING_TEXTS[name].description}`,
 ).join("\n")}
 `;
 

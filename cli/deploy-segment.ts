@@ -5,7 +5,7 @@
 import { describe } from "../lib/delivery/outcome.ts";
 import type { Fetch } from "../lib/refiner/client.ts";
 import { SENT_TYPES } from "../lib/segment/mapping.ts";
-import { SETTINGS } from "../lib/settings.ts";
+import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
 
 export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";
 
@@ -23,11 +23,11 @@ export interface FunctionSetting {
 
 /** The settings the pasteable function reads, as the Public API declares them. */
 export const FUNCTION_SETTINGS: FunctionSetting[] = SETTINGS.map(
-  ({ name, label, type, description, required, sensitive }) => ({
+  ({ name, type, required, sensitive }) => ({
     name,
-    label,
+    label: SETTING_TEXTS[name].label,
     type,
-    description,
+    description: SETTING_TEXTS[name].description,
     required,
     sensitive,
   }),

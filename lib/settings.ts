@@ -1,8 +1,9 @@
 // The destination's settings, as Segment passes them (`settings.apiKey`, …) with every call, or as
 // Lambda and the CLI read them from the environment. Each is declared once in SETTINGS, with how it
-// is parsed; the `Settings` type, the Segment function's banner (build.mjs), the Public API settings
-// (deploy-segment), the Lambda variables (lib/runtimes/variables.ts) and the README's table follow
-// from it. Messages name each setting the way its reader configures it.
+// is parsed, and described in SETTING_TEXTS; the `Settings` type, the Segment function's banner
+// (build.mjs), the Public API settings (deploy-segment), the Lambda variables
+// (lib/runtimes/variables.ts) and the README's table follow from them. Messages name each setting
+// the way its reader configures it.
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
 
@@ -14,12 +15,10 @@ type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
 
 export interface SettingDeclaration<Name extends string = string, Value = unknown> {
   name: Name;
-  label: string;
   /** Segment's setting types; it has no number type. */
   type: "STRING" | "BOOLEAN" | "ARRAY" | "TEXT_MAP";
   required: boolean;
   sensitive: boolean;
-  description: string;
   /** The Lambda's environment variable. */
   env: string;
   /** What serverless.yml gives the variable when the deploy's environment has none. */
@@ -37,11 +36,9 @@ function setting<const Name extends string, Value>(
 export const SETTINGS = [
   setting({
     name: "apiKey",
-    label: "API Key",
     type: "STRING",
     required: true,
     sensitive: true,
-    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
     env: "REFINER_API_KEY",
     default: "",
     parse: (value) => {
@@ -57,104 +54,81 @@ export const SETTINGS = [
   }),
   setting({
     name: "apiBaseUrl",
-    label: "API Base URL",
     type: "STRING",
     required: false,
     sensitive: false,
-    description:
-      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
     env: "REFINER_API_BASE_URL",
     default: "",
     parse: parseBaseUrl,
   }),
   setting({
     name: "preserveTraitKeys",
-    label: "Preserve Trait Keys",
     type: "BOOLEAN",
     required: false,
     sensitive: false,
-    description: "Send trait keys as written instead of snake_case.",
     env: "REFINER_PRESERVE_TRAIT_KEYS",
     default: "false",
     parse: (value) => parseBoolean(value, false),
   }),
   setting({
     name: "skipUnchangedMinutes",
-    label: "Skip Unchanged Minutes",
     type: "STRING",
     required: false,
     sensitive: false,
-    description:
-      "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
     env: "REFINER_SKIP_UNCHANGED_MINUTES",
     default: "60",
     parse: parseMinutes,
   }),
   setting({
     name: "traitMapping",
-    label: "Trait Mapping",
     type: "TEXT_MAP",
     required: false,
     sensitive: false,
-    description:
-      "Renames user traits: Segment's trait as written or a dotted path (address.city) → the Refiner name, sent as written.",
     env: "REFINER_TRAIT_MAPPING",
     default: "",
     parse: parseTextMap,
   }),
   setting({
     name: "accountTraitMapping",
-    label: "Account Trait Mapping",
     type: "TEXT_MAP",
     required: false,
     sensitive: false,
-    description: "The same for group (account) traits.",
     env: "REFINER_ACCOUNT_TRAIT_MAPPING",
     default: "",
     parse: parseTextMap,
   }),
   setting({
     name: "traitAllowList",
-    label: "Trait Allow List",
     type: "ARRAY",
     required: false,
     sensitive: false,
-    description:
-      "When set, only these user and account traits are sent (keys as written or dotted paths; a key covers its nested ones).",
     env: "REFINER_TRAIT_ALLOW_LIST",
     default: "",
     parse: (value) => parseList(value, undefined),
   }),
   setting({
     name: "traitDenyList",
-    label: "Trait Deny List",
     type: "ARRAY",
     required: false,
     sensitive: false,
-    description: "These user and account traits are never sent (keys as written or dotted paths).",
     env: "REFINER_TRAIT_DENY_LIST",
     default: "",
     parse: (value) => parseList(value, new Set<string>()),
   }),
   setting({
     name: "eventAllowList",
-    label: "Event Allow List",
     type: "ARRAY",
     required: false,
     sensitive: false,
-    description:
-      "When set, only events with these Refiner names are sent (a track's name, a page's Viewed Pricing Page).",
     env: "REFINER_EVENT_ALLOW_LIST",
     default: "",
     parse: (value) => parseList(value, undefined),
   }),
   setting({
     name: "sendPageViews",
-    label: "Send Page Views",
     type: "BOOLEAN",
     required: false,
     sensitive: false,
-    description: "Send page and screen calls as events (default true).",
     env: "REFINER_SEND_PAGE_VIEWS",
     default: "true",
     parse: (value) => parseBoolean(value, true),
@@ -162,6 +136,60 @@ export const SETTINGS = [
 ] as const;
 
 type Declared = (typeof SETTINGS)[number];
+export type SettingName = Declared["name"];
+
+/**
+ * What people read of each setting: its label in Segment's editor, and what it does. Kept apart
+ * from SETTINGS, which the pasted script carries to parse its settings, so that the script holds
+ * these once, in its banner (build.mjs). The compiler asks for an entry for every setting.
+ */
+export const SETTING_TEXTS: Record<SettingName, { label: string; description: string }> = {
+  apiKey: {
+    label: "API Key",
+    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+  },
+  apiBaseUrl: {
+    label: "API Base URL",
+    description:
+      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
+  },
+  preserveTraitKeys: {
+    label: "Preserve Trait Keys",
+    description: "Send trait keys as written instead of snake_case.",
+  },
+  skipUnchangedMinutes: {
+    label: "Skip Unchanged Minutes",
+    description:
+      "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
+  },
+  traitMapping: {
+    label: "Trait Mapping",
+    description:
+      "Renames user traits: Segment's trait as written or a dotted path (address.city) → the Refiner name, sent as written.",
+  },
+  accountTraitMapping: {
+    label: "Account Trait Mapping",
+    description: "The same for group (account) traits.",
+  },
+  traitAllowList: {
+    label: "Trait Allow List",
+    description:
+      "When set, only these user and account traits are sent (keys as written or dotted paths; a key covers its nested ones).",
+  },
+  traitDenyList: {
+    label: "Trait Deny List",
+    description: "These user and account traits are never sent (keys as written or dotted paths).",
+  },
+  eventAllowList: {
+    label: "Event Allow List",
+    description:
+      "When set, only events with these Refiner names are sent (a track's name, a page's Viewed Pricing Page).",
+  },
+  sendPageViews: {
+    label: "Send Page Views",
+    description: "Send page and screen calls as events (default true).",
+  },
+};
 
 /** The checked settings: each declaration's parsed value, by name. */
 export type Settings = {

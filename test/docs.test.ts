@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LAMBDA_VARIABLES } from "../lib/runtimes/variables.ts";
 import { EVENT_TYPES } from "../lib/segment/mapping.ts";
-import { SETTINGS } from "../lib/settings.ts";
+import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
 import { variableRow } from "./support/variables-table.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -34,7 +34,7 @@ describe("README", () => {
     expect(rows).toEqual(
       SETTINGS.map(
         (setting) =>
-          `| \`${setting.name}\` | \`${setting.env}\` | ${setting.type.toLowerCase()}${setting.required ? ", required" : ""}${setting.sensitive ? ", sensitive" : ""} | ${setting.description} |`,
+          `| \`${setting.name}\` | \`${setting.env}\` | ${setting.type.toLowerCase()}${setting.required ? ", required" : ""}${setting.sensitive ? ", sensitive" : ""} | ${SETTING_TEXTS[setting.name].description} |`,
       ),
     );
   });

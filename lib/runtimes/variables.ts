@@ -6,7 +6,7 @@
 // Secrets never appear in serverless.yml: on AWS they are keys of the stage's Secrets Manager
 // secret (REFINER_SECRET_ID), read by the function itself; locally they are plain variables.
 
-import { SETTINGS } from "../settings.ts";
+import { SETTING_TEXTS, SETTINGS } from "../settings.ts";
 
 export type LambdaFunction = "segment" | "webhook" | "deliver";
 
@@ -137,7 +137,7 @@ export const LAMBDA_VARIABLES: readonly LambdaVariable[] = [
       default: setting.default,
       secret: setting.sensitive,
       setBy: "you",
-      meaning: setting.description,
+      meaning: SETTING_TEXTS[setting.name].description,
     }),
   ),
   ...OWN_VARIABLES,
