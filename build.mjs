@@ -14,7 +14,7 @@ import { build } from "esbuild";
 // declarations and read them here.
 const declared = await build({
   stdin: {
-    contents: `export { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";\nexport { SETTING_TEXTS, SETTINGS } from "./lib/settings.ts";`,
+    contents: `export { SEGMENT_HANDLERS } from "./lib/segment/event.ts";\nexport { SETTING_TEXTS, SETTINGS } from "./lib/settings.ts";`,
     resolveDir: import.meta.dirname,
     loader: "ts",
   },

@@ -17,7 +17,7 @@ import type { Fetch } from "./lib/refiner/client.ts";
 import { coldStart, consumeQueue, invocation, invokeDirect } from "./lib/runtimes/lambda.ts";
 import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
 import { handleWebhook } from "./lib/runtimes/webhook.ts";
-import { SEGMENT_HANDLERS } from "./lib/segment/mapping.ts";
+import { SEGMENT_HANDLERS } from "./lib/segment/event.ts";
 
 // Segment's runtime provides `fetch` (node-fetch v2) as a global, and Lambda's Node has its own:
 // it is read here only, once. Without one, every request fails as retryable instead of throwing

@@ -4,7 +4,7 @@
 
 import { describe } from "../lib/delivery/outcome.ts";
 import type { Fetch } from "../lib/refiner/client.ts";
-import { SENT_TYPES } from "../lib/segment/mapping.ts";
+import { SENT_TYPES } from "../lib/segment/event.ts";
 import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
 
 export const DEFAULT_SEGMENT_API_URL = "https://api.segmentapis.com";

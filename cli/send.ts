@@ -18,7 +18,7 @@ import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { mapMemory } from "../lib/delivery/unchanged.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { answerOf, classOf } from "../lib/runtimes/doors.ts";
-import { eventType, SENT_TYPES } from "../lib/segment/mapping.ts";
+import { eventType, SENT_TYPES } from "../lib/segment/event.ts";
 import {
   LAMBDA_ENVIRONMENT,
   parseSettings,

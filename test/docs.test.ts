@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LAMBDA_VARIABLES } from "../lib/runtimes/variables.ts";
-import { EVENT_TYPES } from "../lib/segment/mapping.ts";
+import { EVENT_TYPES } from "../lib/segment/event.ts";
 import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
 import { variableRow } from "./support/variables-table.ts";
 

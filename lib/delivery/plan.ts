@@ -8,7 +8,8 @@
 //   phases, so what came before it is sent before it, and what came after, after.
 
 import type { AccountBody, IdentifyBody, RefinerCall, Who } from "../refiner/client.ts";
-import { type EventType, eventType, isOutcome, mapEvent } from "../segment/mapping.ts";
+import { type EventType, eventType } from "../segment/event.ts";
+import { isOutcome, mapEvent } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import type { Failure, Outcome } from "./outcome.ts";

@@ -8,7 +8,8 @@
 
 import { invalid, type Unsent } from "../delivery/outcome.ts";
 import { ENDPOINTS, type RefinerCall } from "../refiner/client.ts";
-import { eventType, isOutcome, mapEvent } from "../segment/mapping.ts";
+import { eventType } from "../segment/event.ts";
+import { isOutcome, mapEvent } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 

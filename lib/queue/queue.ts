@@ -28,7 +28,8 @@ import {
 } from "../delivery/outcome.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
-import { eventType, isOutcome } from "../segment/mapping.ts";
+import { eventType } from "../segment/event.ts";
+import { isOutcome } from "../segment/mapping.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { decodeMessage, encodeMessage, type QueuedEvent } from "./message.ts";

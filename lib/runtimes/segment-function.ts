@@ -5,7 +5,7 @@
 
 import { deliver, type Runtime } from "../delivery/deliver.ts";
 import { invalid } from "../delivery/outcome.ts";
-import type { EventType } from "../segment/mapping.ts";
+import type { EventType } from "../segment/event.ts";
 import { parseSettings } from "../settings.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";
 
