@@ -39,6 +39,19 @@ describe("README", () => {
     );
   });
 
+  it("says what Refiner receives for every call type", () => {
+    const table = readme.slice(
+      readme.indexOf("## What Refiner receives"),
+      readme.indexOf("**Unchanged identifies"),
+    );
+    const named = table
+      .split("\n")
+      .filter((line) => /^\| [a-z]/.test(line))
+      .flatMap((line) => (line.split(" | ")[0] ?? "").slice(2).split(", "));
+    expect(named.filter((name) => name !== "other types").sort()).toEqual([...EVENT_TYPES].sort());
+    expect(named).toContain("other types");
+  });
+
   it("is a user guide of about 10 KB", () => {
     expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(10_240);
   });
