@@ -91,6 +91,14 @@ describe("docs/mapping.md", () => {
   });
 });
 
+describe("events/", () => {
+  it("has a sample of every call type Refiner receives", () => {
+    for (const type of EVENT_TYPES.filter((type) => type !== "alias")) {
+      expect(JSON.parse(read(`events/${type}.json`)).type, type).toBe(type);
+    }
+  });
+});
+
 describe("docs/lambda.md", () => {
   it("lists exactly the variables of lib/runtimes/variables.ts", () => {
     const doc = read("docs/lambda.md");
