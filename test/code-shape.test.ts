@@ -1,0 +1,130 @@
+// The code stays quick to read and change (CONTRIBUTING.md, "Keep the code small"): no function in
+// handler.ts, lib/ or cli/ longer than 80 lines, at most 20 type assertions in lib/, and every file
+// that a doc, a comment or a test names exists.
+
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import ts from "typescript";
+import { describe, expect, it } from "vitest";
+
+const ROOT = join(import.meta.dirname, "..");
+
+/** The project's own files below `folder` whose names end in one of `endings`. */
+function filesIn(folder: string, endings: string[]): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      if (["node_modules", "dist", ".git", ".serverless", "coverage"].includes(name)) continue;
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (endings.some((ending) => name.endsWith(ending))) found.push(relative(ROOT, path));
+    }
+  };
+  walk(join(ROOT, folder));
+  return found.sort();
+}
+
+function parse(path: string): ts.SourceFile {
+  const text = readFileSync(join(ROOT, path), "utf8");
+  return ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true);
+}
+
+/** Every node of a file, depth first. */
+function* nodes(node: ts.Node): Generator<ts.Node> {
+  yield node;
+  for (const child of node.getChildren()) yield* nodes(child);
+}
+
+const line = (file: ts.SourceFile, position: number) =>
+  file.getLineAndCharacterOfPosition(position).line + 1;
+
+const SHIPPED = ["handler.ts", ...filesIn("lib", [".ts"]), ...filesIn("cli", [".ts"])];
+
+describe("functions", () => {
+  it("are at most 80 lines long in handler.ts, lib/ and cli/", () => {
+    const long: string[] = [];
+    for (const path of SHIPPED) {
+      const file = parse(path);
+      for (const node of nodes(file)) {
+        if (!ts.isFunctionLike(node) || !("body" in node) || !node.body) continue;
+        const first = line(file, node.getStart(file));
+        const lines = line(file, node.getEnd()) - first + 1;
+        if (lines > 80) long.push(`${path}:${first} (${lines} lines)`);
+      }
+    }
+    expect(long).toEqual([]);
+  });
+
+  it("are found by this test: cli/send.ts has more than ten", () => {
+    const file = parse("cli/send.ts");
+    const functions = [...nodes(file)].filter((node) => ts.isFunctionDeclaration(node));
+    expect(functions.length).toBeGreaterThan(10);
+  });
+});
+
+describe("type assertions", () => {
+  /** `x as T` and `<T>x`, but `as const`; `x as unknown as T` counts once. */
+  function assertions(path: string): string[] {
+    const file = parse(path);
+    return [...nodes(file)]
+      .filter(
+        (node) =>
+          (ts.isAsExpression(node) && node.type.getText(file) !== "const") ||
+          ts.isTypeAssertionExpression(node),
+      )
+      .filter((node) => !ts.isAsExpression(node.parent))
+      .map((node) => `${path}:${line(file, node.getStart(file))}`);
+  }
+
+  it("number at most 20 in lib/", () => {
+    const found = filesIn("lib", [".ts"]).flatMap(assertions);
+    expect(found.length, found.join("\n")).toBeLessThanOrEqual(20);
+    // The count is of real assertions: there are some.
+    expect(found.length).toBeGreaterThan(0);
+  });
+});
+
+describe("references", () => {
+  /** A repository path written in prose or a comment: `lib/segment/event.ts`, `docs/mapping.md`. */
+  const PATH = /(?<![\w./-])((?:lib|cli|test|local|docs|deploy|bench|events)\/[\w./-]*\w\.[a-z]+)/g;
+  const TEXT = [
+    "README.md",
+    "CONTRIBUTING.md",
+    "serverless.yml",
+    "handler.ts",
+    "build.mjs",
+    "vitest.config.mts",
+    "vitest.volume.config.mts",
+    ...filesIn("docs", [".md"]),
+    ...filesIn("lib", [".ts"]),
+    ...filesIn("cli", [".ts"]),
+    ...filesIn("test", [".ts"]),
+    ...filesIn("local", [".ts"]),
+    ...filesIn("bench", [".ts"]),
+    ...filesIn("deploy", [".cjs"]),
+  ];
+
+  it("name only files that exist", () => {
+    const missing: string[] = [];
+    let checked = 0;
+    for (const path of TEXT) {
+      for (const [, named] of readFileSync(join(ROOT, path), "utf8").matchAll(PATH)) {
+        checked += 1;
+        try {
+          statSync(join(ROOT, named as string));
+        } catch {
+          missing.push(`${path} names ${named}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(checked).toBeGreaterThan(100);
+  });
+
+  it("name the contract by its place in the repository, not as the notes it came from", () => {
+    const stale = TEXT.filter((path) =>
+      /\b(MAPPING|RUNTIMES|DESIGN|STYLE)\.md\b/.test(readFileSync(join(ROOT, path), "utf8")),
+    );
+    expect(stale).toEqual([]);
+  });
+});
