@@ -348,8 +348,8 @@ describe("order and stalls", () => {
 
 describe("resume", () => {
   // 20 rounds of every contact (1,000 at full size): each identified 18 times (coalesced) and with
-  // 2 tracks.
-  const CONTACTS = size(150, 1000);
+  // 2 tracks. Small, a run makes about 180 requests, and is stopped after the first 12.
+  const CONTACTS = size(60, 1000);
   const archive = () =>
     file(
       "archive.ndjson.gz",
@@ -397,7 +397,8 @@ describe("resume", () => {
     expect(first.stdout).toMatch(/Interrupted in .*: read \d+ events/);
     expect(first.stdout).toContain("run the same command again to resume");
     expect(sentFirst).toBeGreaterThan(CONTACTS / 10);
-    expect(sentFirst).toBeLessThan(4 * CONTACTS);
+    // Stopped part way: the rerun had requests left to make.
+    expect(refiner.requests.length).toBeGreaterThan(sentFirst);
     expect(second.stderr).toMatch(
       /Resuming from refiner-send\.checkpoint\.json: \d+ events already settled/,
     );
