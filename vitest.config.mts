@@ -9,8 +9,9 @@ export const shared = {
   // child processes rather than on the CPU, so three run side by side (41 s against 51 s with two).
   maxWorkers: 3,
   // The suite is bound by the CPU of 2 cores, and a fresh worker for every file cost it about a
-  // sixth of that (measured: 62 CPU-seconds against 75, 32 s against 40 to 49). So files share
-  // their workers: each undoes what it stubs, spies on or fakes after every test (afterEach).
+  // sixth of that (measured here: 62 to 72 CPU-seconds against about 75; 32 to 38 s against 39 to
+  // 49). So files share their workers: each undoes what it stubs, spies on or fakes after every
+  // test (afterEach).
   isolate: false,
   reporters: ["default", "./test/support/count-reporter.ts"],
 };
