@@ -8,13 +8,14 @@
 import type { APIGatewayProxyEventV2, Context, SQSEvent } from "aws-lambda";
 import type { Runtime } from "./lib/delivery/deliver.ts";
 import {
-  mapMemory,
+  type DeliveredIds,
+  deliveredIds,
   type SegmentCache,
-  type SentMemory,
-  segmentCacheMemory,
-} from "./lib/delivery/unchanged.ts";
+  segmentCacheIds,
+} from "./lib/delivery/delivered.ts";
 import type { Fetch } from "./lib/refiner/client.ts";
 import { coldStart, consumeQueue, invocation, invokeDirect } from "./lib/runtimes/lambda.ts";
+import { keyNotices } from "./lib/runtimes/log.ts";
 import { segmentBatchHandler, segmentHandler } from "./lib/runtimes/segment-function.ts";
 import { handleWebhook } from "./lib/runtimes/webhook.ts";
 import { SEGMENT_HANDLERS } from "./lib/segment/event.ts";
@@ -26,17 +27,19 @@ const runtimeFetch: Fetch =
   typeof fetch === "function"
     ? (fetch as unknown as Fetch)
     : () => Promise.reject(new Error("this runtime provides no fetch"));
-// What Refiner already has (lib/delivery/unchanged.ts): Segment's `cache` where the runtime has
-// one, else a small map of the script's own.
+// The messageIds Refiner took (lib/delivery/delivered.ts): Segment's `cache` where the runtime has
+// one, else a memory of the script's own. Either is this worker's alone.
 declare const cache: unknown;
-const segmentMemory: SentMemory =
+const segmentDelivered: DeliveredIds =
   typeof cache === "object" && cache !== null && typeof (cache as SegmentCache).load === "function"
-    ? segmentCacheMemory(cache as SegmentCache)
-    : mapMemory(10_000);
+    ? segmentCacheIds(cache as SegmentCache)
+    : deliveredIds(undefined, () => {});
+// Said once per key name in the function's log, which Segment shows with a failed event only.
+const segmentNotice = keyNotices((message, key) => console.warn(`${message}: ${key}`));
 const runtime = (): Runtime => ({
   fetch: runtimeFetch,
   startedAt: Date.now(),
-  sent: segmentMemory,
+  notice: segmentNotice,
 });
 type SegmentHandler = (event: unknown, settings: unknown) => Promise<unknown>;
 
@@ -45,10 +48,11 @@ export const segmentHandlers: Record<string, SegmentHandler> = {
   ...Object.fromEntries(
     Object.entries(SEGMENT_HANDLERS).map(([name, type]) => [
       name,
-      (event: unknown, settings: unknown) => segmentHandler(type, event, settings, runtime()),
+      (event: unknown, settings: unknown) =>
+        segmentHandler(type, event, settings, runtime(), segmentDelivered),
     ]),
   ),
-  onBatch: (events, settings) => segmentBatchHandler(events, settings, runtime()),
+  onBatch: (events, settings) => segmentBatchHandler(events, settings, runtime(), segmentDelivered),
 };
 
 // What a Lambda cold start builds once: the checked configuration, the clients and the memories

@@ -15,7 +15,6 @@ import { DELIVERED, describe, type Outcome } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
-import { mapMemory } from "../lib/delivery/unchanged.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { answerOf, classOf } from "../lib/runtimes/doors.ts";
 import { eventType, SENT_TYPES } from "../lib/segment/event.ts";
@@ -233,8 +232,8 @@ function openLedger(run: Run): Ledger {
 function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
   const { options, totals } = run;
   const limiter = tokenBucket(options.rate);
-  // What Refiner already has, for the run (the window's coalescing merges most repeats first).
-  const sent = mapMemory();
+  // Nothing is skipped as unchanged: live traffic may change a contact while a backfill runs, and
+  // the window's coalescing already merges most repeats (lib/delivery/unchanged.ts).
   let shown = 0;
   const dryRun = (job: Job<Item>): Outcome => {
     run.census.add(job.request.call);
@@ -255,7 +254,7 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
           { phases: [[{ call: job.request.call, events: [0] }]], answered: new Map(), copies: [] },
           1,
           run.settings,
-          { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS, sent },
+          { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS },
         );
         return outcome ?? DELIVERED;
       },

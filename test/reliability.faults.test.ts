@@ -43,10 +43,10 @@ let fn: SegmentFunction;
 let lambda: LambdaHandlers;
 let consoleLines: unknown[][];
 
-beforeAll(() => {
-  fn = loadSegmentFunction();
-});
 beforeEach(() => {
+  // A worker of its own for each test: they send the same sample events, which one worker would
+  // rightly send once.
+  fn = loadSegmentFunction();
   consoleLines = captureConsole();
 });
 afterEach(() => {

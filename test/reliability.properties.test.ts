@@ -212,6 +212,9 @@ async function forAll<T>(
   await fc.assert(
     fc.asyncProperty(inputs, async (input) => {
       refiner.reset();
+      // A worker of its own for each run: generated messageIds repeat across runs, and one worker
+      // rightly sends a messageId once.
+      fn = loadSegmentFunction();
       await property(input);
       expectWellFormed(refiner.requests);
       if (refiner.requests.length) sent += 1;

@@ -24,8 +24,12 @@ let settings: Record<string, unknown>;
 
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  handlers = loadSegmentFunction().handlers;
   settings = { apiKey: API_KEY, apiBaseUrl: refiner.url };
+});
+// A worker of its own for each test: they send the same sample events, which one worker would
+// rightly send once.
+beforeEach(() => {
+  handlers = loadSegmentFunction().handlers;
 });
 afterAll(() => refiner.close());
 beforeEach(() => refiner.reset());

@@ -25,8 +25,12 @@ let settings: Record<string, unknown>;
 
 beforeAll(async () => {
   refiner = await startRefinerEmulator();
-  fn = loadSegmentFunction();
   settings = { apiKey: API_KEY, apiBaseUrl: refiner.url };
+});
+// A worker of its own for each test: they send the same sample events, which one worker would
+// rightly send once.
+beforeEach(() => {
+  fn = loadSegmentFunction();
 });
 afterAll(() => refiner.close());
 beforeEach(() => refiner.reset());

@@ -19,6 +19,10 @@ const base = () => ({ apiKey: API_KEY, apiBaseUrl: refiner.url });
 
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
+});
+// A worker of its own for each test: they send the same sample events, which one worker would
+// rightly send once.
+beforeEach(() => {
   handlers = loadSegmentFunction().handlers;
 });
 afterAll(() => refiner.close());

@@ -14,11 +14,13 @@ import {
   type RefinerCall,
   request,
 } from "../refiner/client.ts";
+import type { KeyNotice } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
+import { type DeliveredIds, deliveredBefore } from "./delivered.ts";
 import { type Outcome, redact, retry, UNCHANGED } from "./outcome.ts";
 import { type BatchPlan, contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
-import { canonical, hash, type Remembered, type SentMemory } from "./unchanged.ts";
+import { afterDelivery, hash, isUnchanged, type SentMemory } from "./unchanged.ts";
 
 /**
  * Segment kills a call after 5 s. Every Refiner request a call starts is given up 4.5 s after the
@@ -44,8 +46,16 @@ export interface Runtime {
   pace?: () => Promise<void>;
   /** Told how long each answer from Refiner took (the Lambda's latency metric). */
   answered?: (ms: number) => void;
-  /** What Refiner already has: identifies and groups it took are not sent again (unchanged.ts). */
+  /**
+   * What Refiner holds of each contact, where every instance sees it and a contact's requests are
+   * ordered (the queue's consumer on AWS): an identify that changes nothing is not sent
+   * (unchanged.ts). Nowhere else.
+   */
   sent?: SentMemory;
+  /** The clock of `sent`'s time-to-live (epoch ms); Date.now unless a test moves its own. */
+  now?: () => number;
+  /** Hears of trait keys the mapping drops or merges (lib/segment/traits.ts). */
+  notice?: KeyNotice;
 }
 
 /** `known`: what became of some events already; they are answered so and not sent. */
@@ -57,8 +67,35 @@ export function deliver(
   known?: ReadonlyMap<number, Outcome>,
 ): Promise<Outcome[]> {
   return guarded(events.length, settings, () =>
-    sendEach(planBatch(events, settings, typeOf, known), events.length, settings, runtime),
+    sendEach(
+      planBatch(events, settings, typeOf, known, runtime.notice),
+      events.length,
+      settings,
+      runtime,
+    ),
   );
+}
+
+/**
+ * `deliver`, with the messageIds Refiner already took answered as delivered and not sent again, and
+ * those it takes now remembered: a door's answer to Segment's resends.
+ */
+export async function deliverOnce(
+  events: readonly unknown[],
+  settings: Settings,
+  runtime: Runtime,
+  delivered: DeliveredIds,
+  typeOf?: TypeOf,
+): Promise<Outcome[]> {
+  const { ids, known } = await deliveredBefore(events, delivered);
+  const outcomes = await deliver(events, settings, runtime, typeOf, known);
+  await delivered.record(
+    ids.filter(
+      (id, index): id is string =>
+        id !== undefined && !known.has(index) && outcomes[index]?.kind === "delivered",
+    ),
+  );
+  return outcomes;
 }
 
 /**
@@ -103,7 +140,7 @@ async function sendEach(
     apiKey: settings.apiKey,
     baseUrl: settings.apiBaseUrl,
   };
-  const skip = unchangedSkip(settings, runtime.sent);
+  const skip = unchangedSkip(settings, runtime);
   let throttled: Outcome | undefined;
   // A contact's requests go one after another, in order; once one may succeed later, the rest of
   // that contact's wait too, so nothing of it overtakes what is to be retried.
@@ -161,17 +198,25 @@ function byContact(requests: readonly PlannedRequest[]): PlannedRequest[][] {
 interface Skip {
   memory: SentMemory;
   ttlMs: number;
-  settings: Settings;
+  now: () => number;
+  /** Entries are kept per destination: a hash of the key and the base URL, never the key. */
+  destination: string;
 }
 
-function unchangedSkip(settings: Settings, memory: SentMemory | undefined): Skip | undefined {
+function unchangedSkip(settings: Settings, runtime: Runtime): Skip | undefined {
   const ttlMs = settings.skipUnchangedMinutes * 60_000;
-  return memory && ttlMs > 0 ? { memory, ttlMs, settings } : undefined;
+  if (!runtime.sent || ttlMs <= 0) return undefined;
+  return {
+    memory: runtime.sent,
+    ttlMs,
+    now: runtime.now ?? Date.now,
+    destination: hash(`${settings.apiKey}\n${settings.apiBaseUrl}`),
+  };
 }
 
 /**
- * An identify or group whose body Refiner took within the time-to-live is answered as delivered
- * without a request; only a 2xx is remembered, and a delivered delete forgets the contact.
+ * An identify that would change nothing Refiner holds of the contact (unchanged.ts) is answered
+ * as delivered without a request; what Refiner takes updates the state, and a delete forgets it.
  */
 async function sendUnlessUnchanged(
   call: RefinerCall,
@@ -180,31 +225,22 @@ async function sendUnlessUnchanged(
   runtime: Runtime,
   skip: Skip,
 ): Promise<Outcome> {
-  // Entries are kept per destination: a hash of the key and the base URL, never the key.
-  const { apiKey, apiBaseUrl } = skip.settings;
-  const key = `${hash(`${apiKey}\n${apiBaseUrl}`)}|${contactOf(call)}`;
+  const key = `${skip.destination}|${contactOf(call)}`;
   if (call.call === "deleteContact") {
-    const outcome = await send(call, connection, deadline, runtime);
-    if (outcome.kind === "delivered") await skip.memory.forget(key);
-    return outcome;
+    // Forgotten first: a delete that Refiner took but whose answer was lost leaves no stale state.
+    await skip.memory.forget(key);
+    return send(call, connection, deadline, runtime);
   }
   if (call.call !== "identifyUser") return send(call, connection, deadline, runtime);
-  const account = call.body.account?.id;
-  const part = account === undefined ? "" : `account:${account}`;
-  const bodyHash = hash(canonical(call.body));
-  const remembered = await skip.memory.load(key);
-  const last = remembered?.[part];
-  if (last && last.hash === bodyHash && last.until > Date.now()) return UNCHANGED;
+  const state = await skip.memory.load(key);
+  if (isUnchanged(call.body, state, skip.now())) return UNCHANGED;
 
   const outcome = await send(call, connection, deadline, runtime);
   if (outcome.kind === "delivered") {
-    const now = Date.now();
-    const kept: Remembered = {};
-    for (const [other, entry] of Object.entries(remembered ?? {})) {
-      if (entry.until > now) kept[other] = entry;
-    }
-    kept[part] = { hash: bodyHash, until: now + skip.ttlMs };
-    await skip.memory.store(key, kept, skip.ttlMs);
+    await skip.memory.store(key, afterDelivery(call.body, state, skip.now() + skip.ttlMs));
+  } else if (state) {
+    // Refiner may have taken it even so (an answer lost, a timeout): the state is no longer known.
+    await skip.memory.forget(key);
   }
   return outcome;
 }

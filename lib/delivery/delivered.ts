@@ -9,7 +9,7 @@
 
 import { ALREADY_DELIVERED, type Outcome } from "./outcome.ts";
 import { messageIdOf } from "./plan.ts";
-import { type RecentIds, recentIds } from "./recent-ids.ts";
+import { RECENT_TTL_MS, type RecentIds, recentIds } from "./recent-ids.ts";
 
 export interface DeliveredIds {
   /** The ids among `ids` that were delivered before. Never rejects. */
@@ -54,6 +54,46 @@ export function deliveredIds(
         await table.record(ids);
       } catch (error) {
         unavailable("record", error);
+      }
+    },
+  };
+}
+
+/** Segment's `cache` global in the function runtime: process-local, best effort (docs/mapping.md). */
+export interface SegmentCache {
+  load(key: string, ttlMs: number, fn: () => Promise<unknown>): Promise<unknown>;
+  delete(key: string): unknown;
+}
+
+/**
+ * The delivered messageIds in Segment's `cache`, for the pasted function: a batch Segment sends
+ * again to the same worker sends nothing twice. Each worker has its own cache, so a copy that
+ * reaches another worker is sent again (docs/mapping.md says what that means).
+ */
+export function segmentCacheIds(cache: SegmentCache): DeliveredIds {
+  const key = (id: string) => `refiner-delivered:${id}`;
+  return {
+    async find(ids) {
+      const found = new Set<string>();
+      for (const id of new Set(ids)) {
+        try {
+          // `load` stores what the function returns: nothing, for a millisecond.
+          if ((await cache.load(key(id), 1, async () => undefined)) === true) found.add(id);
+        } catch {
+          // A cache that fails knows nothing: the event is sent.
+        }
+      }
+      return found;
+    },
+    async record(ids) {
+      for (const id of ids) {
+        try {
+          // `load` would return the "nothing" that `find` may have just stored: replace it.
+          await cache.delete(key(id));
+          await cache.load(key(id), RECENT_TTL_MS, async () => true);
+        } catch {
+          // Not remembered: a resend would be sent again, as without a cache.
+        }
       }
     },
   };

@@ -1,72 +1,88 @@
-// What Refiner already has: per contact, a hash of the last identify or group body it took. An
-// identify sent again with the same body changes nothing in Refiner, and Segment recommends one on
-// every page load, so within `skipUnchangedMinutes` such a request is not sent and its events count
-// as delivered. Only a 2xx records a body; a delete of the contact forgets it.
+// What Refiner already has of a contact, so that an identify that changes nothing is not sent.
+// Segment recommends an identify on every page load, and most repeat what Refiner has.
 //
-// The memory is best effort and bounded: Segment's `cache` in the function (process-local, emptied
-// at any time), else a map of at most MAX_CONTACTS contacts, the oldest forgotten first. Forgetting
-// only costs a request.
+// The state is what Refiner holds, not the last body sent: each trait's value (hashed), the
+// contact's email and the account it is on, as the requests Refiner took left them. An identify
+// is skipped only when every trait it carries already has that value there, it names the same
+// account (or none), and it carries no account traits: an account's traits are shared with the
+// account's other contacts, whose requests may be in flight at the same moment elsewhere.
+//
+// Skipping keeps the rule (docs/architecture.md) only where every instance sees the same state and
+// a contact's requests are ordered: on AWS, the queue's consumer (one message of a contact at a
+// time, FIFO by contact) with the state in the DynamoDB table. Anywhere else (Segment's per-worker
+// `cache`, one Lambda instance's memory, one `send` run) another instance may change the contact
+// meanwhile, and a skip there would leave Refiner wrong; so nothing else skips.
 
+import type { IdentifyBody, TraitValue } from "../refiner/client.ts";
 import { boundedMap } from "./bounded-map.ts";
 
-/** One contact's delivered bodies: by account id ("" for none), the body's hash and its expiry. */
-export type Remembered = Record<string, { hash: string; until: number }>;
+/** What Refiner holds of one contact, as far as the destination's own requests say. */
+export interface ContactState {
+  /** Each trait's value, hashed (traits are personal data). */
+  traits: Record<string, string>;
+  email?: string;
+  account?: string;
+  /** Until when (epoch ms) the state may be trusted: skipUnchangedMinutes after the last change. */
+  until: number;
+}
 
+/** Where the states live. Never rejects: a memory that fails answers "unknown", which only costs a request. */
 export interface SentMemory {
-  load(contact: string): Promise<Remembered | undefined>;
-  store(contact: string, remembered: Remembered, ttlMs: number): Promise<void>;
+  load(contact: string): Promise<ContactState | undefined>;
+  store(contact: string, state: ContactState): Promise<void>;
   forget(contact: string): Promise<void>;
 }
 
-/** About 40 MB at the most, whatever the traffic. */
-export const MAX_CONTACTS = 100_000;
-
-/** A bounded map (bounded-map.ts): at most `maxContacts` are held. */
-export function mapMemory(maxContacts = MAX_CONTACTS): SentMemory {
-  const contacts = boundedMap<Remembered>(maxContacts);
+/** A bounded map (bounded-map.ts) of at most `maxContacts`: for tests and the local stand-ins. */
+export function mapMemory(maxContacts = 100_000): SentMemory {
+  const contacts = boundedMap<ContactState>(maxContacts);
   return {
     load: async (contact) => contacts.get(contact),
-    store: async (contact, remembered) => contacts.set(contact, remembered),
+    store: async (contact, state) => contacts.set(contact, state),
     forget: async (contact) => contacts.delete(contact),
   };
 }
 
-/** Segment's `cache` global in the function runtime (docs/architecture.md). */
-export interface SegmentCache {
-  load(key: string, ttlMs: number, fn: () => Promise<unknown>): Promise<unknown>;
-  delete(key: string): unknown;
+/** Whether sending `body` would change nothing in Refiner, given the contact's state at `now`. */
+export function isUnchanged(
+  body: IdentifyBody,
+  state: ContactState | undefined,
+  now: number,
+): boolean {
+  if (!state || state.until <= now) return false;
+  const { account, id, email, ...traits } = body;
+  if (account && (account.id !== state.account || Object.keys(account).length > 1)) return false;
+  if (email !== undefined && email !== state.email) return false;
+  return Object.entries(traits).every(
+    ([key, value]) => value !== undefined && state.traits[key] === valueHash(value),
+  );
 }
 
-export function segmentCacheMemory(cache: SegmentCache): SentMemory {
-  return {
-    async load(contact) {
-      // `load` stores what the function returns: nothing, until a store replaces it.
-      const value = await cache.load(contact, 1, async () => undefined);
-      return value && typeof value === "object" ? (value as Remembered) : undefined;
-    },
-    async store(contact, remembered, ttlMs) {
-      await cache.delete(contact);
-      await cache.load(contact, ttlMs, async () => remembered);
-    },
-    async forget(contact) {
-      await cache.delete(contact);
-    },
-  };
-}
-
-/** JSON with its keys sorted, so that the same body always reads the same. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonical(item)}`).join(",")}}`;
+/** The contact's state once Refiner took `body`. */
+export function afterDelivery(
+  body: IdentifyBody,
+  state: ContactState | undefined,
+  until: number,
+): ContactState {
+  const { account, id, email, ...traits } = body;
+  const next: ContactState = { traits: { ...state?.traits }, until };
+  for (const [key, value] of Object.entries(traits)) {
+    if (value !== undefined && typeof value !== "object") next.traits[key] = valueHash(value);
   }
-  return JSON.stringify(value) ?? "null";
+  const knownEmail = email ?? state?.email;
+  const knownAccount = account?.id ?? state?.account;
+  if (knownEmail !== undefined) next.email = knownEmail;
+  if (knownAccount !== undefined) next.account = knownAccount;
+  return next;
+}
+
+function valueHash(value: TraitValue | object): string {
+  return hash(`${typeof value}:${String(value)}`);
 }
 
 /**
  * A 106-bit hash (two 53-bit cyrb53 halves) in hex. No crypto module in Segment's runtime is needed;
- * it only tells bodies apart and keys destinations, never protects anything.
+ * it only tells values apart and keys destinations, never protects anything.
  */
 export function hash(text: string): string {
   return `${cyrb53(text, 0x9e3779b9).toString(16)}${cyrb53(text, 0x85ebca6b).toString(16)}`;

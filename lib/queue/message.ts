@@ -24,10 +24,21 @@ export interface QueuedMessage {
   refiner: 1;
   call: RefinerCall;
   events: QueuedEvent[];
+  /**
+   * A request too large for one message goes in several, each with some of its traits (part 1 of
+   * `parts`, 2 of …), in order in the contact's group. Absent: the whole request.
+   */
+  part?: number;
+  parts?: number;
 }
 
 export function encodeMessage(message: QueuedMessage): string {
-  return JSON.stringify(message).replace(
+  return asciiJson(JSON.stringify(message));
+}
+
+/** JSON text with every character outside ASCII written as a \uXXXX escape. */
+export function asciiJson(json: string): string {
+  return json.replace(
     /[\u0080-\uffff]/g,
     (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
@@ -45,10 +56,15 @@ export function decodeMessage(
     return invalid("The message body is not JSON.");
   }
   if (isPlainObject(parsed) && parsed.refiner === 1) {
-    const { call, events } = parsed;
-    return isRefinerCall(call) && Array.isArray(events)
-      ? { call, events: events as QueuedEvent[] }
-      : invalid("The message holds no Refiner request the destination knows.");
+    const { call, events, part, parts } = parsed;
+    if (!isRefinerCall(call) || !Array.isArray(events)) {
+      return invalid("The message holds no Refiner request the destination knows.");
+    }
+    const split =
+      typeof part === "number" && typeof parts === "number" && part >= 1 && part <= parts
+        ? { part, parts }
+        : {};
+    return { call, events: events as QueuedEvent[], ...split };
   }
   // Queued by the first version: one Segment event, mapped here.
   const type = eventType(parsed);

@@ -26,13 +26,26 @@ import {
   retry,
   type Unsent,
 } from "../delivery/outcome.ts";
-import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../delivery/plan.ts";
+import {
+  type BatchPlan,
+  contactOf,
+  messageIdOf,
+  type PlannedRequest,
+  planBatch,
+} from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
+import type { IdentifyBody, RefinerCall, TraitValue } from "../refiner/client.ts";
 import { eventType } from "../segment/event.ts";
 import { isOutcome } from "../segment/mapping.ts";
-import { isPlainObject } from "../segment/traits.ts";
+import { isPlainObject, type KeyNotice } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
-import { decodeMessage, encodeMessage, type QueuedEvent } from "./message.ts";
+import {
+  asciiJson,
+  decodeMessage,
+  encodeMessage,
+  type QueuedEvent,
+  type QueuedMessage,
+} from "./message.ts";
 
 export interface QueueEntry {
   Id: string;
@@ -75,58 +88,180 @@ export async function enqueue(
   client: QueueClient,
   queueUrl: string,
   delivered: DeliveredIds,
+  notice?: KeyNotice,
 ): Promise<Outcome[]> {
   // What Refiner already has is not queued again: Segment resends whole batches for 4 hours.
   const { known } = await deliveredBefore(events, delivered);
-  const plan = planBatch(events, settings, eventType, known);
+  let plan = planBatch(events, settings, eventType, known, notice);
+  // An event too large for a message by itself is refused alone; the rest are planned without it.
+  const tooLarge = tooLargeAlone(plan, events, settings);
+  if (tooLarge.size)
+    plan = planBatch(events, settings, eventType, new Map([...known, ...tooLarge]));
   const outcomes: (Outcome | undefined)[] = new Array(events.length);
   for (const [index, outcome] of plan.answered) outcomes[index] = outcome;
   const pending: Pending[] = [];
   for (const planned of plan.phases.flat()) {
-    const message = toMessage(planned, events);
-    if (isOutcome(message)) {
-      for (const index of planned.events) outcomes[index] = message;
-    } else {
+    const messages = toMessages(planned, events);
+    if (isOutcome(messages)) {
+      for (const index of planned.events) outcomes[index] = messages;
+      continue;
+    }
+    for (const message of messages) {
       pending.push(message);
       message.entry.Id = String(pending.length - 1);
     }
   }
 
   await sendAll(pending, client, queueUrl, (item, outcome) => {
-    for (const index of item.positions) outcomes[index] = outcome;
+    for (const index of item.positions) {
+      // A request in several messages is queued once all of them are.
+      if (outcomes[index] === undefined || outcome.kind !== "delivered") outcomes[index] = outcome;
+    }
   });
   for (const [copy, original] of plan.copies) outcomes[copy] = outcomes[original];
   // Every position was answered above; the fallback keeps a bug from losing an event.
   return Array.from(outcomes, (outcome) => outcome ?? retry("Internal error: not queued."));
 }
 
-function toMessage(planned: PlannedRequest, events: readonly unknown[]): Pending | Failure {
-  const positions = planned.events;
-  const queued: QueuedEvent[] = positions.map((index) => {
+/** Escaped, a body is ASCII: its length is its size in bytes. */
+const sizeOfMessage = (message: QueuedMessage) => encodeMessage(message).length;
+
+/** The events of oversized requests whose own message, alone, would pass SQS's limit. */
+function tooLargeAlone(
+  plan: BatchPlan,
+  events: readonly unknown[],
+  settings: Settings,
+): Map<number, Outcome> {
+  const refused = new Map<number, Outcome>();
+  for (const planned of plan.phases.flat()) {
+    const whole = {
+      refiner: 1 as const,
+      call: planned.call,
+      events: queuedEvents(planned, events),
+    };
+    if (sizeOfMessage(whole) <= MAX_MESSAGE_BYTES) continue;
+    for (const index of planned.events) {
+      const alone = planBatch([events[index]], settings).phases.flat()[0];
+      if (!alone) continue;
+      const message = {
+        refiner: 1 as const,
+        call: alone.call,
+        events: queuedEvents(alone, [events[index]]),
+      };
+      if (sizeOfMessage(message) > MAX_MESSAGE_BYTES) {
+        refused.set(
+          index,
+          invalid(
+            `The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message, even alone.`,
+          ),
+        );
+      }
+    }
+  }
+  return refused;
+}
+
+function queuedEvents(planned: PlannedRequest, events: readonly unknown[]): QueuedEvent[] {
+  return planned.events.map((index) => {
     const event = events[index];
     const type = isPlainObject(event) && typeof event.type === "string" ? event.type : "unknown";
     const messageId = messageIdOf(event);
     return messageId === undefined ? { type } : { messageId, type };
   });
-  const body = encodeMessage({ refiner: 1, call: planned.call, events: queued });
-  // Escaped, the body is ASCII: its length is its size in bytes.
-  if (body.length > MAX_MESSAGE_BYTES) {
+}
+
+/**
+ * The messages of one planned request: one, or for a request over SQS's limit, several that each
+ * carry some of its traits (splitIdentify), in order.
+ */
+function toMessages(planned: PlannedRequest, events: readonly unknown[]): Pending[] | Failure {
+  const queued = queuedEvents(planned, events);
+  const ids = queued.map((event) => event.messageId);
+  // Events without a messageId are never taken for one another: their message gets an id of its
+  // own, so SQS de-duplicates only a copy of this very message.
+  const identity = ids.every((id) => id !== undefined) ? ids.join("\n") : freshId();
+  const whole: QueuedMessage = { refiner: 1, call: planned.call, events: queued };
+  const calls = sizeOfMessage(whole) <= MAX_MESSAGE_BYTES ? [planned.call] : splitIdentify(whole);
+  if (calls === undefined) {
     return invalid(`The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message.`);
   }
-  const messageIds = queued.map((event) => event.messageId);
-  return {
-    positions,
-    bytes: body.length,
-    entry: {
-      Id: "",
-      MessageBody: body,
-      // Both at most 128 characters: hashes of the contact and of the messageIds.
-      MessageGroupId: hash(contactOf(planned.call)),
-      MessageDeduplicationId: hash(
-        messageIds.every((id) => id !== undefined) ? messageIds.join("\n") : body,
-      ),
-    },
-  };
+  const parts = calls.length;
+  const messages: Pending[] = [];
+  for (const [at, call] of calls.entries()) {
+    const message: QueuedMessage =
+      parts === 1 ? { ...whole, call } : { ...whole, call, part: at + 1, parts };
+    const body = encodeMessage(message);
+    if (body.length > MAX_MESSAGE_BYTES) {
+      return invalid(`The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message.`);
+    }
+    messages.push({
+      positions: planned.events,
+      bytes: body.length,
+      entry: {
+        Id: "",
+        MessageBody: body,
+        // Both at most 128 characters: hashes of the contact and of the message's identity.
+        MessageGroupId: hash(contactOf(planned.call)),
+        MessageDeduplicationId: hash(
+          parts === 1 ? identity : `${identity}\npart ${at + 1}/${parts}`,
+        ),
+      },
+    });
+  }
+  return messages;
+}
+
+/** A random id (Lambda's Node has `crypto.randomUUID`). */
+function freshId(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/**
+ * An identify too large for one message as several identifies for the same contact and account,
+ * each with some of its traits and the account's: sent one after another, they leave Refiner as
+ * the whole would. Undefined when it cannot be split (not an identify).
+ */
+function splitIdentify(message: QueuedMessage): RefinerCall[] | undefined {
+  const { call } = message;
+  if (call.call !== "identifyUser") return undefined;
+  const { account, id, email, ...traits } = call.body;
+  const who = { ...(id === undefined ? {} : { id }), ...(email === undefined ? {} : { email }) };
+  const base = (): IdentifyBody => ({
+    ...(account ? { account: { id: account.id } } : {}),
+    ...who,
+  });
+  // Room for traits in each part: the limit less the part's fixed text, with a margin for the
+  // part numbers and commas.
+  const room =
+    MAX_MESSAGE_BYTES -
+    sizeOfMessage({ ...message, call: { call: "identifyUser", body: base() }, part: 1, parts: 1 }) -
+    64;
+  type Entry = [where: "contact" | "account", key: string, value: TraitValue];
+  const entries: Entry[] = [
+    ...Object.entries(traits).flatMap(([key, value]): Entry[] =>
+      value === undefined || typeof value === "object" ? [] : [["contact", key, value]],
+    ),
+    ...Object.entries(account ?? {}).flatMap(([key, value]): Entry[] =>
+      key === "id" ? [] : [["account", key, value]],
+    ),
+  ];
+  const bodies: IdentifyBody[] = [];
+  let body = base();
+  let used = 0;
+  for (const [where, key, value] of entries) {
+    // `"key":value,` as the message carries it.
+    const size = asciiJson(`${JSON.stringify(key)}:${JSON.stringify(value)}`).length + 1;
+    if (used > 0 && used + size > room) {
+      bodies.push(body);
+      body = base();
+      used = 0;
+    }
+    if (where === "account" && body.account) body.account[key] = value;
+    else body[key] = value;
+    used += size;
+  }
+  bodies.push(body);
+  return bodies.map((each) => ({ call: "identifyUser", body: each }));
 }
 
 /**
@@ -277,8 +412,21 @@ export async function consume(
 ): Promise<{ events: QueuedEvent[][]; outcomes: Outcome[] }> {
   const messages = records.map((record) => decodeMessage(record.body, settings));
   const events = messages.map((message) => (isOutcome(message) ? [] : message.events));
-  const idsOf = (index: number) =>
-    (events[index] ?? []).flatMap((event) => (event.messageId ? [event.messageId] : []));
+  // A part before the last of a split request is known by its own ids: the events count as
+  // delivered once the last part is.
+  const idsOf = (index: number) => {
+    const message = messages[index];
+    const suffix =
+      message &&
+      !isOutcome(message) &&
+      message.part !== undefined &&
+      message.part < (message.parts ?? 0)
+        ? `#part ${message.part}/${message.parts}`
+        : "";
+    return (events[index] ?? []).flatMap((event) =>
+      event.messageId ? [`${event.messageId}${suffix}`] : [],
+    );
+  };
   const done = await delivered.find(records.flatMap((_, index) => idsOf(index)));
   const isDone = (index: number) => {
     const ids = idsOf(index);

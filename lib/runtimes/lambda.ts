@@ -3,14 +3,15 @@
 // cold start builds (the configuration, the clients, the memories) lives in one LambdaInstance;
 // `invocation` runs each call with its request id, its deadline and its metrics.
 
+import { dynamoContactStates } from "../aws/contact-state.ts";
 import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
 import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
-import { DEADLINE_MS, deliver, type Runtime } from "../delivery/deliver.ts";
-import { type DeliveredIds, deliveredBefore, deliveredIds } from "../delivery/delivered.ts";
+import { DEADLINE_MS, deliverOnce, type Runtime } from "../delivery/deliver.ts";
+import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
 import { describe, type Failure, type Outcome, untilFixed } from "../delivery/outcome.ts";
 import { tokenBucket } from "../delivery/pace.ts";
-import { mapMemory, type SentMemory } from "../delivery/unchanged.ts";
+import type { SentMemory } from "../delivery/unchanged.ts";
 import {
   consume,
   enqueue,
@@ -19,6 +20,7 @@ import {
   retryLater,
 } from "../queue/queue.ts";
 import { boundedFetch, type Fetch } from "../refiner/client.ts";
+import type { KeyNotice } from "../segment/traits.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { answerOf, type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";
@@ -30,7 +32,7 @@ import {
   read,
   redactSecrets,
 } from "./lambda-config.ts";
-import { log, setRequestId } from "./log.ts";
+import { keyNotices, log, setRequestId } from "./log.ts";
 import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
 
 /** What one Lambda instance builds at its cold start and keeps for every invocation. */
@@ -43,8 +45,13 @@ export interface LambdaInstance {
   queue: QueueClient | undefined;
   /** The queue consumer's pace. */
   pace: () => Promise<void>;
-  /** What Refiner already has, for all three handlers. */
-  sent: SentMemory;
+  /**
+   * What Refiner holds of each contact, in the shared table: read by the queue's consumer only,
+   * where a contact's messages come one at a time (lib/delivery/unchanged.ts).
+   */
+  sent: SentMemory | undefined;
+  /** Trait keys the mapping drops or merges: counted, and each name logged once. */
+  notice: KeyNotice;
   /** Node's fetch, read through boundedFetch. */
   fetch: Fetch;
   /** On AWS: the stage's secret, read on the first invocation and again every 5 minutes. */
@@ -87,7 +94,23 @@ export function coldStart(env: Environment, fetch: Fetch): LambdaInstance {
     // burst is taken out of its share over 10 s, so that all consumers together stay within
     // REFINER_RATE_PER_MINUTE in any 10 s window.
     pace: tokenBucket(config.consumerRatePerMinute * 0.99).take,
-    sent: mapMemory(),
+    sent: config.deliveredTable
+      ? dynamoContactStates(config.deliveredTable, env, (action, error) => {
+          metrics.count("DeliveredTableUnavailable");
+          log(
+            "WARN",
+            `What Refiner holds of a contact could not be ${action === "load" ? "read: sending anyway" : action === "store" ? "written: forgetting it" : "forgotten"}`,
+            {
+              table: config.deliveredTable,
+              error: describe(error),
+            },
+          );
+        })
+      : undefined,
+    notice: keyNotices(
+      (message, key) => log("WARN", message, { key }),
+      (kind) => metrics.count(kind === "empty" ? "TraitKeyEmpty" : "TraitKeyCollision"),
+    ),
   };
 }
 
@@ -151,9 +174,11 @@ export async function invocation<T>(
       fetch: lambda.fetch,
       startedAt,
       budgetMs: budget(context, role),
-      sent: lambda.sent,
+      notice: lambda.notice,
       answered: (ms) => lambda.metrics.record("RefinerLatency", ms),
-      ...(role === "consumer" ? { pace: lambda.pace } : {}),
+      ...(role === "consumer"
+        ? { pace: lambda.pace, ...(lambda.sent ? { sent: lambda.sent } : {}) }
+        : {}),
     });
   } finally {
     lambda.metrics.flush();
@@ -211,28 +236,9 @@ export async function deliverAll(
   }
   const outcomes =
     config.queueUrl && queue
-      ? await enqueue(events, settings.settings, queue, config.queueUrl, delivered)
+      ? await enqueue(events, settings.settings, queue, config.queueUrl, delivered, runtime.notice)
       : await deliverOnce(events, settings.settings, runtime, delivered);
   return observed(outcomes, described(events), lambda);
-}
-
-/** Events delivered before are answered as delivered, and not sent again. */
-async function deliverOnce(
-  events: readonly unknown[],
-  settings: Settings,
-  runtime: Runtime,
-  delivered: DeliveredIds,
-): Promise<Outcome[]> {
-  const { ids, known } = await deliveredBefore(events, delivered);
-  const outcomes = await deliver(events, settings, runtime, undefined, known);
-  // What Refiner took now (or already had the body of) is recorded.
-  await delivered.record(
-    ids.filter(
-      (id, index): id is string =>
-        id !== undefined && !known.has(index) && outcomes[index]?.kind === "delivered",
-    ),
-  );
-  return outcomes;
 }
 
 /** Every outcome counted, every failure logged once, its message cleared of the secrets. */

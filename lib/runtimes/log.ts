@@ -7,6 +7,8 @@
 // which Lambda's runtime patches to wrap what it is given; Powertools' logger writes the same way.
 // On this machine it is the same line.
 
+import type { KeyNotice } from "../segment/traits.ts";
+
 export type Level = "INFO" | "WARN" | "ERROR";
 
 interface Context {
@@ -29,4 +31,31 @@ export function log(level: Level, message: string, fields: Record<string, unknow
     ...fields,
   });
   (level === "ERROR" ? process.stderr : process.stdout).write(`${line}\n`);
+}
+
+/** Key names shown at most this long, and this many said once each (after that only counted). */
+const KEY_SHOWN = 100;
+const KEYS_SAID = 1000;
+
+/**
+ * A KeyNotice (lib/segment/traits.ts) that counts every trait key the mapping drops or merges and
+ * says each key name once per instance, never its value: `say` writes the line.
+ */
+export function keyNotices(
+  say: (message: string, key: string) => void,
+  count: (kind: "empty" | "collision") => void = () => {},
+): KeyNotice {
+  const said = new Set<string>();
+  return (kind, key) => {
+    count(kind);
+    const name = key.length > KEY_SHOWN ? `${key.slice(0, KEY_SHOWN)}…` : key;
+    if (said.has(`${kind}:${name}`) || said.size >= KEYS_SAID) return;
+    said.add(`${kind}:${name}`);
+    say(
+      kind === "empty"
+        ? "A trait key has no letter or digit, so it is left out (docs/mapping.md, trait keys)"
+        : "Two trait keys of one event normalize to the same name, so one value is sent (docs/mapping.md, trait keys)",
+      name,
+    );
+  };
 }

@@ -29,6 +29,8 @@ export const METRICS = {
   ApiKeyRefused: "Count",
   Misconfigured: "Count",
   DeliveredTableUnavailable: "Count",
+  TraitKeyEmpty: "Count",
+  TraitKeyCollision: "Count",
   RefinerLatency: "Milliseconds",
 } as const;
 

@@ -147,6 +147,13 @@ const EMAIL_SOURCES: Record<Exclude<EventType, "alias">, [object: string, key: s
 function contact(event: Fields, type: Exclude<EventType, "alias">): Contact | Failure {
   const { userId } = event;
   const id = identifier(userId);
+  if (typeof userId === "string" && userId !== "" && id === undefined) {
+    return {
+      kind: "rejected",
+      reason: "no-contact",
+      message: `The ${type} event's userId is only white space, which names no contact: send the user's id, or leave userId out and send an email.`,
+    };
+  }
   if (id === undefined && userId !== undefined && userId !== null && userId !== "") {
     return invalid(`The ${type} event's userId must be a string or a number.`);
   }
@@ -179,10 +186,13 @@ export function objectAt(object: Fields, key: string): Fields {
   return isPlainObject(value) ? value : NONE;
 }
 
-/** A userId, groupId or company id: a non-empty string, or a number as its string. */
+/**
+ * A userId, groupId or company id: a string with something other than white space in it (sent as
+ * written), or a number as its string.
+ */
 export function identifier(value: unknown): string | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  return nonEmptyString(value);
+  return typeof value === "string" && value.trim() !== "" ? value : undefined;
 }
 
 function nonEmptyString(value: unknown): string | undefined {

@@ -14,10 +14,10 @@ import {
   type SegmentEvent,
   validateEvent,
 } from "./event.ts";
-import { normalizeTraits } from "./traits.ts";
+import { type KeyNotice, normalizeTraits } from "./traits.ts";
 
-/** The settings the mapping reads. */
-export type MappingOptions = Pick<
+/** The settings the mapping reads, and who hears of trait keys it drops or merges. */
+export type MappingOptions = { notice?: KeyNotice | undefined } & Pick<
   Settings,
   | "preserveTraitKeys"
   | "traitMapping"
@@ -89,6 +89,7 @@ function identifyCall(
   // A company with an id is the contact's account; without one it is just a nested trait.
   const body: IdentifyBody = normalizeTraits(traits, {
     preserveKeys: options.preserveTraitKeys,
+    notice: options.notice,
     skip: companyId ? SKIP_WITH_COMPANY : SKIP,
     // Refiner reads `account` as the account object: a plain `account` trait would be taken for it.
     reserved: RESERVED,
@@ -128,6 +129,7 @@ function withContact<Body extends object>(body: Body, who: Contact): Body & Who 
 function account(id: string, traits: Fields, options: MappingOptions): AccountBody {
   const normalized = normalizeTraits(traits, {
     preserveKeys: options.preserveTraitKeys,
+    notice: options.notice,
     skip: ACCOUNT_KEYS,
     reserved: ACCOUNT_KEYS,
     selection: {

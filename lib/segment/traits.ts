@@ -25,8 +25,17 @@ export function snakeCase(key: string): string {
     .replace(/^_+|_+$/g, "");
 }
 
+/**
+ * Told of a trait key the mapping cannot send as written: `empty`, a key that normalizes to
+ * nothing (`🚀`, `$`), which is left out; `collision`, a key that normalizes to the same name as
+ * another key of the same traits (`First Name`, `firstName`), of which one value is sent. The key
+ * is told as written, never its value.
+ */
+export type KeyNotice = (kind: "empty" | "collision", key: string) => void;
+
 export interface TraitOptions {
   preserveKeys: boolean;
+  notice?: KeyNotice | undefined;
   /** Top-level keys, as written, that are not traits (`userId`). */
   skip?: readonly string[];
   /** Keys the body uses itself (`id`, `email`, `account`): no trait may produce them. */
@@ -65,15 +74,18 @@ function allowedBy(selection: TraitSelection | undefined, path: string, depth: n
  * entries, so `__proto__` and `constructor` are ordinary keys.
  */
 export function normalizeTraits(source: Record<string, unknown>, options: TraitOptions): Traits {
-  const out = new Map<string, { value: TraitValue; exact: boolean }>();
+  const out = new Map<string, { value: TraitValue; exact: boolean; rawPath: string }>();
   const rename = options.preserveKeys ? (key: string) => key : snakeCase;
+  const { notice } = options;
 
-  const put = (key: string, exact: boolean, value: TraitValue) => {
+  const put = (key: string, rawPath: string, value: TraitValue) => {
     if (options.reserved?.includes(key)) return;
+    const exact = rawPath === key;
     const existing = out.get(key);
+    if (existing) notice?.("collision", rawPath);
     // A key already written in snake_case beats one that only normalizes to it.
     if (existing?.exact && !exact) return;
-    out.set(key, { value, exact });
+    out.set(key, { value, exact, rawPath });
   };
 
   const { selection } = options;
@@ -95,18 +107,21 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
       // A renamed key is sent as the user wrote its new name; it counts as written in snake_case.
       const renamed = selection?.rename.get(dotted);
       const part = renamed ?? rename(rawKey);
-      if (!part) continue;
+      if (!part) {
+        notice?.("empty", dotted);
+        continue;
+      }
       const key = renamed ?? (prefix ? `${prefix}_${part}` : part);
       const rawPath = renamed ?? (rawPrefix ? `${rawPrefix}_${rawKey}` : rawKey);
 
       if (isPlainObject(value)) {
         if (depth + 1 < MAX_TRAIT_DEPTH) {
           walk(value, key, rawPath, dotted, depth + 1, allowed === "yes");
-        } else put(key, rawPath === key, jsonText(value));
+        } else put(key, rawPath, jsonText(value));
         continue;
       }
       const converted = traitValue(value);
-      if (converted !== undefined) put(key, rawPath === key, converted);
+      if (converted !== undefined) put(key, rawPath, converted);
     }
   };
 
