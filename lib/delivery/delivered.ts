@@ -7,6 +7,7 @@
 // recorded. When the table cannot be reached, events are delivered anyway: a duplicate is better
 // than a loss. That is logged and counted by the caller's `unavailable`.
 
+import { withinMs } from "./deadline.ts";
 import { ALREADY_DELIVERED, type Outcome } from "./outcome.ts";
 import { messageIdOf } from "./plan.ts";
 import { type RecentIds, recentIds } from "./recent-ids.ts";
@@ -16,7 +17,16 @@ export interface DeliveredIds {
   find(ids: readonly string[]): Promise<Set<string>>;
   /** Remembers that these were delivered. Never rejects. */
   record(ids: readonly string[]): Promise<void>;
+  /**
+   * The same memory for one call of a door, whose table calls give up in time for `deadline`
+   * (epoch ms): a lookup after half the time left, so that delivery keeps the rest, and a write at
+   * the deadline; either after TABLE_WAIT_MS at the most. Given up counts as unavailable.
+   */
+  until(deadline: number): DeliveredIds;
 }
+
+/** The longest a door waits on the table: DynamoDB answers in milliseconds when it answers. */
+export const TABLE_WAIT_MS = 500;
 
 /** The shared table; both calls reject when DynamoDB cannot be reached. */
 export interface DeliveredTable {
@@ -33,6 +43,7 @@ export function deliveredIds(
   memory: RecentIds = recentIds(),
 ): DeliveredIds {
   return {
+    until: (deadline) => deliveredIds(table && tableUntil(table, deadline), unavailable, memory),
     async find(ids) {
       const found = new Set(ids.filter((id) => memory.has(id)));
       const unknown = [...new Set(ids.filter((id) => !found.has(id)))];
@@ -56,6 +67,14 @@ export function deliveredIds(
         unavailable("record", error);
       }
     },
+  };
+}
+
+function tableUntil(table: DeliveredTable, deadline: number): DeliveredTable {
+  const left = () => deadline - Date.now();
+  return {
+    find: (ids) => withinMs(Math.min(TABLE_WAIT_MS, left() / 2), "DynamoDB", () => table.find(ids)),
+    record: (ids) => withinMs(Math.min(TABLE_WAIT_MS, left()), "DynamoDB", () => table.record(ids)),
   };
 }
 

@@ -6,6 +6,7 @@
 import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
 import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
+import { withinMs } from "../delivery/deadline.ts";
 import { DEADLINE_MS, deliver, type Runtime } from "../delivery/deliver.ts";
 import { type DeliveredIds, deliveredBefore, deliveredIds } from "../delivery/delivered.ts";
 import { describe, type Failure, type Outcome, untilFixed } from "../delivery/outcome.ts";
@@ -29,6 +30,7 @@ import {
   logConfigProblem,
   read,
   redactSecrets,
+  secretVariables,
 } from "./lambda-config.ts";
 import { log, setRequestId } from "./log.ts";
 import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
@@ -48,7 +50,16 @@ export interface LambdaInstance {
   /** Node's fetch, read through boundedFetch. */
   fetch: Fetch;
   /** On AWS: the stage's secret, read on the first invocation and again every 5 minutes. */
-  secret: { id: string; read: SecretReader; readAt: number; env: Environment } | undefined;
+  secret:
+    | {
+        id: string;
+        read: SecretReader;
+        readAt: number;
+        env: Environment;
+        /** Whether the keys the secret holds beyond the secret variables were logged. */
+        toldIgnored?: boolean;
+      }
+    | undefined;
 }
 
 /** How often the secret is read again, so that a rotation reaches running instances. */
@@ -99,14 +110,28 @@ function pendingConfig(env: Environment): LambdaConfig {
   };
 }
 
-/** Reads the stage's secret when it was never read, or not for SECRET_REFRESH_MS. */
-async function refreshSecret(lambda: LambdaInstance, now = Date.now()): Promise<void> {
+/**
+ * Reads the stage's secret when it was never read, or not for SECRET_REFRESH_MS, giving up at the
+ * invocation's deadline. Only the secret variables are taken from it: a key such as
+ * ALLOW_UNSIGNED_WEBHOOKS or REFINER_QUEUE_URL there must not change authentication or routing
+ * without a deploy.
+ */
+async function refreshSecret(lambda: LambdaInstance, now: number, deadline: number): Promise<void> {
   const { secret } = lambda;
   if (!secret || now - secret.readAt < SECRET_REFRESH_MS) return;
   const first = secret.readAt === 0;
   try {
-    const values = await secret.read(secret.id);
-    lambda.config = configFromEnvironment({ ...secret.env, ...values });
+    const values = await withinMs(deadline - now, "Secrets Manager", (signal) =>
+      secret.read(secret.id, signal),
+    );
+    const { declared, ignored } = secretVariables(values);
+    if (ignored.length && !secret.toldIgnored) {
+      secret.toldIgnored = true;
+      log("WARN", `The secret ${secret.id} has keys that are not secret variables: ignored`, {
+        keys: ignored,
+      });
+    }
+    lambda.config = configFromEnvironment({ ...secret.env, ...declared });
     secret.readAt = now;
     logConfigProblem(lambda.config);
   } catch (error) {
@@ -144,13 +169,14 @@ export async function invocation<T>(
   work: (runtime: Runtime) => Promise<T>,
 ): Promise<T> {
   const startedAt = Date.now();
+  const budgetMs = budget(context, role);
   setRequestId(context?.awsRequestId);
   try {
-    await refreshSecret(lambda, startedAt);
+    await refreshSecret(lambda, startedAt, startedAt + budgetMs);
     return await work({
       fetch: lambda.fetch,
       startedAt,
-      budgetMs: budget(context, role),
+      budgetMs,
       sent: lambda.sent,
       answered: (ms) => lambda.metrics.record("RefinerLatency", ms),
       ...(role === "consumer" ? { pace: lambda.pace } : {}),
@@ -201,7 +227,7 @@ export async function deliverAll(
   lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<Outcome[]> {
-  const { config, delivered, queue } = lambda;
+  const { config, queue } = lambda;
   const { settings } = config;
   // Logged once per cold start (logConfigProblem), not once per event; counted per event.
   if (!settings.ok) {
@@ -209,11 +235,31 @@ export async function deliverAll(
     countOutcomes(lambda.metrics, outcomes);
     return outcomes;
   }
+  // Every AWS call of this door gives up in time for its deadline, as its Refiner requests do.
+  const deadline = runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS);
+  const delivered = lambda.delivered.until(deadline);
   const outcomes =
     config.queueUrl && queue
-      ? await enqueue(events, settings.settings, queue, config.queueUrl, delivered)
+      ? await enqueue(
+          events,
+          settings.settings,
+          queueUntil(queue, deadline),
+          config.queueUrl,
+          delivered,
+        )
       : await deliverOnce(events, settings.settings, runtime, delivered);
   return observed(outcomes, described(events), lambda);
+}
+
+/** The queue for one call of a door: a SendMessageBatch still unanswered at `deadline` is given up. */
+function queueUntil(queue: QueueClient, deadline: number): QueueClient {
+  return {
+    sendBatch: (queueUrl, entries) =>
+      withinMs(deadline - Date.now(), "SQS", (signal) =>
+        queue.sendBatch(queueUrl, entries, signal),
+      ),
+    changeVisibility: queue.changeVisibility,
+  };
 }
 
 /** Events delivered before are answered as delivered, and not sent again. */
