@@ -420,7 +420,10 @@ async function queued(): Promise<void> {
       functionUrlEvent({
         method: "POST",
         url: "/",
-        headers: { "content-type": "application/json", authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b" },
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+        },
         body: Buffer.from(JSON.stringify(events)),
       }),
     );
@@ -532,7 +535,10 @@ async function queuedMix(env: Record<string, string>): Promise<void> {
     functionUrlEvent({
       method: "POST",
       url: "/",
-      headers: { "content-type": "application/json", authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b" },
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+      },
       body: Buffer.from(JSON.stringify(events)),
     }),
   );

@@ -64,6 +64,11 @@ export interface LambdaInstance {
 
 /** How often the secret is read again, so that a rotation reaches running instances. */
 export const SECRET_REFRESH_MS = 5 * 60 * 1000;
+/**
+ * The longest a later read of the secret may hold an invocation: the instance has a configuration
+ * already, and the events their time. The first read may take until the deadline.
+ */
+const SECRET_REFRESH_WAIT_MS = 1000;
 
 export function coldStart(env: Environment, fetch: Fetch): LambdaInstance {
   // On AWS the secret variables are keys of the stage's secret; a REFINER_API_KEY in the
@@ -121,7 +126,8 @@ async function refreshSecret(lambda: LambdaInstance, now: number, deadline: numb
   if (!secret || now - secret.readAt < SECRET_REFRESH_MS) return;
   const first = secret.readAt === 0;
   try {
-    const values = await withinMs(deadline - now, "Secrets Manager", (signal) =>
+    const wait = first ? deadline - now : Math.min(SECRET_REFRESH_WAIT_MS, deadline - now);
+    const values = await withinMs(wait, "Secrets Manager", (signal) =>
       secret.read(secret.id, signal),
     );
     const { declared, ignored } = secretVariables(values);
