@@ -38,6 +38,7 @@ beforeEach(() => {
   secrets.secrets.clear();
   secrets.calls.length = 0;
   secrets.failWith = undefined;
+  secrets.hangs = false;
   logged = captureConsole();
 });
 afterEach(() => {
@@ -270,6 +271,32 @@ describe("secrets from Secrets Manager", () => {
     } finally {
       await hanging.stop();
     }
+  });
+
+  it("keeps what it read, and delivers, when a later read of the secret never answers", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: API_KEY }));
+    const lambda = deployed();
+    await expect(lambda.segment(loadEvent("track"), context("r1"))).resolves.toEqual({
+      status: 200,
+    });
+    secrets.hangs = true;
+    vi.setSystemTime(Date.now() + 5 * 60 * 1000 + 1);
+    // The read is given up after at most a second (a real wait), and the event still goes.
+    await expect(lambda.segment(loadEvent("page"), context("r2"))).resolves.toEqual({
+      status: 200,
+    });
+    expect(secrets.calls).toEqual(["GetSecretValue", "GetSecretValue"]);
+    expect(refiner.requests).toHaveLength(2);
+    expect(logged).toContainEqual([
+      "error",
+      expect.objectContaining({
+        requestId: "r2",
+        message: expect.stringContaining(
+          "could not be read (TimeoutError: Secrets Manager did not answer within 1000 ms)",
+        ),
+      }),
+    ]);
   });
 
   it("reads no secret where REFINER_API_KEY is in the environment (npm start, invoke local)", async () => {
