@@ -8,25 +8,31 @@ export class DeadlineError extends Error {
 }
 
 /**
- * `call`, given up after `ms`: its signal aborts (the SDK then drops the request) and the result
- * rejects with a DeadlineError whether or not the call stops.
+ * `call`, given up at `deadline` (epoch ms, on Date.now(), the clock the doors' deadlines use): its
+ * signal aborts (the SDK then drops the request) and the result rejects with a DeadlineError
+ * whether or not the call stops. A timer that fires early by that clock (a test holding it still)
+ * waits again.
  */
-export async function withinMs<T>(
-  ms: number,
+export async function beforeDeadline<T>(
+  deadline: number,
   what: string,
   call: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
+  const ms = Math.max(0, Math.round(deadline - Date.now()));
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        const error = new DeadlineError(`${what} did not answer within ${Math.round(ms)} ms`);
-        controller.abort(error);
-        reject(error);
-      },
-      Math.max(0, ms),
-    );
+    const check = () => {
+      const left = deadline - Date.now();
+      if (left > 0) {
+        timer = setTimeout(check, left);
+        return;
+      }
+      const error = new DeadlineError(`${what} did not answer within ${ms} ms`);
+      controller.abort(error);
+      reject(error);
+    };
+    check();
   });
   try {
     return await Promise.race([call(controller.signal), late]);

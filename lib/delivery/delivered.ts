@@ -7,7 +7,7 @@
 // recorded. When the table cannot be reached, events are delivered anyway: a duplicate is better
 // than a loss. That is logged and counted by the caller's `unavailable`.
 
-import { withinMs } from "./deadline.ts";
+import { beforeDeadline } from "./deadline.ts";
 import { ALREADY_DELIVERED, type Outcome } from "./outcome.ts";
 import { messageIdOf } from "./plan.ts";
 import { type RecentIds, recentIds } from "./recent-ids.ts";
@@ -71,10 +71,14 @@ export function deliveredIds(
 }
 
 function tableUntil(table: DeliveredTable, deadline: number): DeliveredTable {
-  const left = () => deadline - Date.now();
+  /** The deadline of a call starting now that may take `share` of the time left. */
+  const by = (share: number) => {
+    const now = Date.now();
+    return now + Math.min(TABLE_WAIT_MS, (deadline - now) * share);
+  };
   return {
-    find: (ids) => withinMs(Math.min(TABLE_WAIT_MS, left() / 2), "DynamoDB", () => table.find(ids)),
-    record: (ids) => withinMs(Math.min(TABLE_WAIT_MS, left()), "DynamoDB", () => table.record(ids)),
+    find: (ids) => beforeDeadline(by(0.5), "DynamoDB", () => table.find(ids)),
+    record: (ids) => beforeDeadline(by(1), "DynamoDB", () => table.record(ids)),
   };
 }
 

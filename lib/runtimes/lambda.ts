@@ -6,7 +6,7 @@
 import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
 import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
-import { withinMs } from "../delivery/deadline.ts";
+import { beforeDeadline } from "../delivery/deadline.ts";
 import { DEADLINE_MS, deliver, type Runtime } from "../delivery/deliver.ts";
 import { type DeliveredIds, deliveredBefore, deliveredIds } from "../delivery/delivered.ts";
 import { describe, type Failure, type Outcome, untilFixed } from "../delivery/outcome.ts";
@@ -126,8 +126,8 @@ async function refreshSecret(lambda: LambdaInstance, now: number, deadline: numb
   if (!secret || now - secret.readAt < SECRET_REFRESH_MS) return;
   const first = secret.readAt === 0;
   try {
-    const wait = first ? deadline - now : Math.min(SECRET_REFRESH_WAIT_MS, deadline - now);
-    const values = await withinMs(wait, "Secrets Manager", (signal) =>
+    const until = first ? deadline : Math.min(now + SECRET_REFRESH_WAIT_MS, deadline);
+    const values = await beforeDeadline(until, "Secrets Manager", (signal) =>
       secret.read(secret.id, signal),
     );
     const { declared, ignored } = secretVariables(values);
@@ -261,9 +261,7 @@ export async function deliverAll(
 function queueUntil(queue: QueueClient, deadline: number): QueueClient {
   return {
     sendBatch: (queueUrl, entries) =>
-      withinMs(deadline - Date.now(), "SQS", (signal) =>
-        queue.sendBatch(queueUrl, entries, signal),
-      ),
+      beforeDeadline(deadline, "SQS", (signal) => queue.sendBatch(queueUrl, entries, signal)),
     changeVisibility: queue.changeVisibility,
   };
 }
