@@ -408,7 +408,7 @@ async function queued(): Promise<void> {
     ...localTableEnvironment(table),
     REFINER_API_KEY: API_KEY,
     REFINER_API_BASE_URL: refiner.url,
-    SEGMENT_WEBHOOK_TOKEN: "bench-token",
+    SEGMENT_WEBHOOK_TOKEN: "bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
     REFINER_QUEUE_URL: queues.queueUrl,
     REFINER_RATE_PER_MINUTE: "6000",
     REFINER_CONSUMERS: "2",
@@ -420,7 +420,10 @@ async function queued(): Promise<void> {
       functionUrlEvent({
         method: "POST",
         url: "/",
-        headers: { "content-type": "application/json", authorization: "Bearer bench-token" },
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+        },
         body: Buffer.from(JSON.stringify(events)),
       }),
     );
@@ -532,7 +535,10 @@ async function queuedMix(env: Record<string, string>): Promise<void> {
     functionUrlEvent({
       method: "POST",
       url: "/",
-      headers: { "content-type": "application/json", authorization: "Bearer bench-token" },
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+      },
       body: Buffer.from(JSON.stringify(events)),
     }),
   );

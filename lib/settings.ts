@@ -62,6 +62,15 @@ export const SETTINGS = [
     parse: parseBaseUrl,
   }),
   setting({
+    name: "allowAnyApiHost",
+    type: "BOOLEAN",
+    required: false,
+    sensitive: false,
+    env: "REFINER_ALLOW_ANY_API_HOST",
+    default: "false",
+    parse: (value) => parseBoolean(value, false),
+  }),
+  setting({
     name: "preserveTraitKeys",
     type: "BOOLEAN",
     required: false,
@@ -151,7 +160,12 @@ export const SETTING_TEXTS: Record<SettingName, { label: string; description: st
   apiBaseUrl: {
     label: "API Base URL",
     description:
-      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
+      "Leave empty for https://api.refiner.io/v1. An https:// host under refiner.io, or plain http:// to localhost; no credentials.",
+  },
+  allowAnyApiHost: {
+    label: "Allow Any API Host",
+    description:
+      "Lets API Base URL name an https:// host outside refiner.io (your own proxy): the API key goes there. Default false.",
   },
   preserveTraitKeys: {
     label: "Preserve Trait Keys",
@@ -226,6 +240,13 @@ export function parseSettings(
     if (!parsed.ok) return { ok: false, message: `${names(declaration.name)} ${parsed.problem}` };
     settings[declaration.name] = parsed.value;
   }
+  // The API key goes to apiBaseUrl's host: Refiner's own, unless the operator says otherwise.
+  if (settings.allowAnyApiHost !== true && !isRefinerHost(String(settings.apiBaseUrl))) {
+    return {
+      ok: false,
+      message: `${names("apiBaseUrl")} must name a host under refiner.io (or 127.0.0.1, localhost or [::1]), since the API key goes to that host. ${names("allowAnyApiHost")} set to true allows another https:// host.`,
+    };
+  }
   return { ok: true, settings: settings as Settings };
 }
 
@@ -259,6 +280,12 @@ function parseBaseUrl(value: unknown): Parsed<string> {
     };
   }
   return { ok: true, value: `${url.origin}${url.pathname.replace(/\/+$/, "")}` };
+}
+
+/** Refiner's hosts, or this machine. The hostname is the WHATWG parser's: `\` and `@` cannot fool it. */
+function isRefinerHost(baseUrl: string): boolean {
+  const { hostname } = new URL(baseUrl);
+  return hostname === "refiner.io" || hostname.endsWith(".refiner.io") || isLoopback(hostname);
 }
 
 function isLoopback(hostname: string): boolean {

@@ -1,7 +1,8 @@
 // A loopback stand-in for AWS Secrets Manager: the part of its JSON protocol the destination and
 // `refiner-destination secret` use (GetSecretValue, CreateSecret, PutSecretValue), answered the way
 // the real service answers, including its ResourceNotFoundException. It can also refuse every call,
-// as an unreachable or forbidden service would. Used by the tests; never deployed.
+// as an unreachable or forbidden service would, or take calls and never answer, as a hung one would.
+// Used by the tests; never deployed.
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,6 +16,8 @@ export interface LocalSecrets {
   calls: string[];
   /** While set, every call is answered with this error (e.g. AccessDeniedException). */
   failWith: string | undefined;
+  /** While true, calls are taken and never answered (until `stop`). */
+  hangs: boolean;
   stop(): Promise<void>;
 }
 
@@ -24,14 +27,20 @@ export async function startLocalSecrets(): Promise<LocalSecrets> {
     secrets: new Map(),
     calls: [],
     failWith: undefined,
+    hangs: false,
     stop: async () => {},
   };
+  const hung = new Set<import("node:http").ServerResponse>();
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const input = JSON.parse(Buffer.concat(chunks).toString() || "{}") as Record<string, string>;
     const action = String(req.headers["x-amz-target"] ?? "").replace("secretsmanager.", "");
     local.calls.push(action);
+    if (local.hangs) {
+      hung.add(res);
+      return;
+    }
     const answer = (status: number, body: object) => {
       res.writeHead(status, { "content-type": "application/x-amz-json-1.1" });
       res.end(JSON.stringify(body));
@@ -75,6 +84,10 @@ export async function startLocalSecrets(): Promise<LocalSecrets> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   local.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  local.stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  local.stop = () =>
+    new Promise<void>((resolve) => {
+      for (const res of hung) res.destroy();
+      server.close(() => resolve());
+    });
   return local;
 }

@@ -17,6 +17,7 @@ describe("dist/segment-function.js", () => {
     expect(settings).toEqual([
       "apiKey",
       "apiBaseUrl",
+      "allowAnyApiHost",
       "preserveTraitKeys",
       "skipUnchangedMinutes",
       "traitMapping",

@@ -30,7 +30,16 @@ const FUNCTION_SETTINGS = [
     label: "API Base URL",
     type: "STRING",
     description:
-      "Leave empty for https://api.refiner.io/v1. https:// only (plain http:// only to localhost).",
+      "Leave empty for https://api.refiner.io/v1. An https:// host under refiner.io, or plain http:// to localhost; no credentials.",
+    required: false,
+    sensitive: false,
+  },
+  {
+    name: "allowAnyApiHost",
+    label: "Allow Any API Host",
+    type: "BOOLEAN",
+    description:
+      "Lets API Base URL name an https:// host outside refiner.io (your own proxy): the API key goes there. Default false.",
     required: false,
     sensitive: false,
   },

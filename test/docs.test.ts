@@ -22,6 +22,7 @@ describe("README", () => {
     expect(rows.map((row) => row.split(" | ").slice(0, 2).join(" "))).toEqual([
       "| `apiKey` `REFINER_API_KEY`",
       "| `apiBaseUrl` `REFINER_API_BASE_URL`",
+      "| `allowAnyApiHost` `REFINER_ALLOW_ANY_API_HOST`",
       "| `preserveTraitKeys` `REFINER_PRESERVE_TRAIT_KEYS`",
       "| `skipUnchangedMinutes` `REFINER_SKIP_UNCHANGED_MINUTES`",
       "| `traitMapping` `REFINER_TRAIT_MAPPING`",
@@ -109,6 +110,7 @@ describe("docs/lambda.md", () => {
       [
         "REFINER_API_KEY",
         "REFINER_API_BASE_URL",
+        "REFINER_ALLOW_ANY_API_HOST",
         "REFINER_PRESERVE_TRAIT_KEYS",
         "REFINER_SKIP_UNCHANGED_MINUTES",
         "REFINER_TRAIT_MAPPING",

@@ -8,6 +8,7 @@ import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emu
 import { type LocalSecrets, startLocalSecrets } from "../local/secrets-emulator.ts";
 import { settle } from "../local/segment-runtime.ts";
 import { API_KEY, loadEvent } from "./support/fixtures.ts";
+import { startHangingServer } from "./support/hanging.ts";
 import {
   captureConsole,
   type LambdaHandlers,
@@ -18,7 +19,7 @@ import {
 } from "./support/lambda.ts";
 
 const SECRET_ID = "refiner-destination/test";
-const TOKEN = "wht_from_the_secret_5d1c9e";
+const TOKEN = "wht_from_the_secret_5d1c9e0b7a4f2c8e1d6b3a9f";
 
 let refiner: RefinerEmulator;
 let secrets: LocalSecrets;
@@ -37,6 +38,7 @@ beforeEach(() => {
   secrets.secrets.clear();
   secrets.calls.length = 0;
   secrets.failWith = undefined;
+  secrets.hangs = false;
   logged = captureConsole();
 });
 afterEach(() => {
@@ -146,6 +148,157 @@ describe("secrets from Secrets Manager", () => {
     await expect(lambda.segment(loadEvent("track"), context("r-later"))).resolves.toEqual({
       status: 200,
     });
+  });
+
+  it("takes only the secret variables from the secret, and names the other keys once, without their values", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    secrets.secrets.set(
+      SECRET_ID,
+      JSON.stringify({
+        REFINER_API_KEY: API_KEY,
+        SEGMENT_WEBHOOK_TOKEN: TOKEN,
+        ALLOW_UNSIGNED_WEBHOOKS: "true",
+        REFINER_API_BASE_URL: "http://127.0.0.1:9/v1-from-the-secret",
+        REFINER_QUEUE_URL: "http://127.0.0.1:9/000000000000/from-the-secret.fifo",
+      }),
+    );
+    const lambda = deployed();
+    const body = JSON.stringify([loadEvent("track")]);
+    // Unsigned is still refused; signed goes to the deployed base URL, directly (no queue).
+    expect((await lambda.webhook(webhookPost(body), context("r1"))).statusCode).toBe(401);
+    const ok = await lambda.webhook(
+      webhookPost(body, { authorization: `Bearer ${TOKEN}` }),
+      context("r2"),
+    );
+    expect(ok.statusCode).toBe(200);
+    expect(refiner.requests.map((request) => request.path)).toEqual(["/track-event"]);
+    const told = logged.filter(([, line]) =>
+      String((line as { message?: unknown }).message).includes("not secret variables"),
+    );
+    expect(told).toEqual([
+      [
+        "warn",
+        expect.objectContaining({
+          message: `The secret ${SECRET_ID} has keys that are not secret variables: ignored`,
+          keys: ["ALLOW_UNSIGNED_WEBHOOKS", "REFINER_API_BASE_URL", "REFINER_QUEUE_URL"],
+        }),
+      ],
+    ]);
+    expect(JSON.stringify(logged)).not.toContain("from-the-secret");
+    // Read again 5 minutes on: still ignored, not said again.
+    vi.setSystemTime(Date.now() + 5 * 60 * 1000 + 1);
+    await lambda.webhook(webhookPost(body), context("r3"));
+    expect(secrets.calls).toEqual(["GetSecretValue", "GetSecretValue"]);
+    expect(
+      logged.filter(([, line]) => JSON.stringify(line).includes("not secret variables")),
+    ).toHaveLength(1);
+  });
+
+  it("answers every webhook 503 while the token is shorter than 32 characters, logs and counts it; the other doors go on", async () => {
+    const short = "wht_31_characters_long_01234567";
+    expect(short).toHaveLength(31);
+    secrets.secrets.set(
+      SECRET_ID,
+      JSON.stringify({ REFINER_API_KEY: API_KEY, SEGMENT_WEBHOOK_TOKEN: short }),
+    );
+    const lambda = deployed();
+    const body = JSON.stringify([loadEvent("track"), loadEvent("page")]);
+    const answer = await lambda.webhook(
+      webhookPost(body, { authorization: `Bearer ${short}` }),
+      context("r-short"),
+    );
+    expect(answer.statusCode).toBe(503);
+    const error =
+      'SEGMENT_WEBHOOK_TOKEN is shorter than 32 characters, so it could be guessed: make a new one with `refiner-destination secret --rotate` (docs/lambda.md, "Rotating the secret and the token"). Until then every webhook request is answered 503, which Segment retries.';
+    expect(JSON.parse(String(answer.body))).toEqual({ error });
+    expect(metricLines.at(-1)).toMatchObject({ Misconfigured: 2 });
+    expect(logged).toContainEqual([
+      "error",
+      expect.objectContaining({
+        message: "Webhook misconfigured: every request is answered 503",
+        error,
+      }),
+    ]);
+    expect(JSON.stringify(logged)).not.toContain(short);
+    // A wrong token is still a 401, and the direct door, which takes no token, delivers.
+    const wrong = await lambda.webhook(webhookPost(body, { authorization: "Bearer wht_other" }));
+    expect(wrong.statusCode).toBe(401);
+    await expect(lambda.segment(loadEvent("identify"), context("r-segment"))).resolves.toEqual({
+      status: 200,
+    });
+    expect(refiner.requests.map((request) => request.path)).toEqual(["/identify-user"]);
+  });
+
+  it("accepts a 32-character token, and a shorter previous one while the rotation lasts, with a warning", async () => {
+    const current = "wht_32_characters_long_012345678";
+    const previous = "wht_short_previous";
+    expect(current).toHaveLength(32);
+    secrets.secrets.set(
+      SECRET_ID,
+      JSON.stringify({
+        REFINER_API_KEY: API_KEY,
+        SEGMENT_WEBHOOK_TOKEN: current,
+        SEGMENT_WEBHOOK_TOKEN_PREVIOUS: previous,
+      }),
+    );
+    const lambda = deployed();
+    const body = JSON.stringify([loadEvent("track")]);
+    for (const token of [current, previous]) {
+      const answer = await lambda.webhook(webhookPost(body, { authorization: `Bearer ${token}` }));
+      expect(answer.statusCode).toBe(200);
+    }
+    expect(logged).toContainEqual([
+      "warn",
+      expect.objectContaining({
+        message:
+          "SEGMENT_WEBHOOK_TOKEN_PREVIOUS is shorter than 32 characters: it is accepted only while the rotation lasts. End it once Segment sends the new token.",
+      }),
+    ]);
+  });
+
+  it("answers as retryable within the deadline when Secrets Manager never answers", async () => {
+    const hanging = await startHangingServer();
+    try {
+      const lambda = deployed({ AWS_ENDPOINT_URL_SECRETS_MANAGER: hanging.endpoint });
+      // 1,300 ms left: the door's budget is 300 ms, a second being kept to answer.
+      const { error } = await settle(lambda.segment(loadEvent("track"), context("r-hang", 1300)));
+      expect(error?.constructor.name).toBe("RetryError");
+      // At most the door's 300 ms: what was left of them when the read began.
+      expect(error?.message).toMatch(
+        /^The secret refiner-destination\/test could not be read \(TimeoutError: Secrets Manager did not answer within (300|2\d\d) ms\)\. Check that it exists \(refiner-destination secret\) and that the function's role may read it\.$/,
+      );
+      expect(hanging.connections).toBe(1);
+      expect(refiner.requests).toHaveLength(0);
+    } finally {
+      await hanging.stop();
+    }
+  });
+
+  it("keeps what it read, and delivers, when a later read of the secret never answers", async () => {
+    // A clock that goes on with real time from where the test sets it, 5 minutes on.
+    vi.useFakeTimers({ toFake: ["Date"], shouldAdvanceTime: true });
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: API_KEY }));
+    const lambda = deployed();
+    await expect(lambda.segment(loadEvent("track"), context("r1"))).resolves.toEqual({
+      status: 200,
+    });
+    secrets.hangs = true;
+    vi.setSystemTime(Date.now() + 5 * 60 * 1000 + 1);
+    // The read is given up after at most a second (a real wait), and the event still goes.
+    await expect(lambda.segment(loadEvent("page"), context("r2"))).resolves.toEqual({
+      status: 200,
+    });
+    expect(secrets.calls).toEqual(["GetSecretValue", "GetSecretValue"]);
+    expect(refiner.requests).toHaveLength(2);
+    expect(logged).toContainEqual([
+      "error",
+      expect.objectContaining({
+        requestId: "r2",
+        message: expect.stringMatching(
+          /could not be read \(TimeoutError: Secrets Manager did not answer within (1000|9\d\d) ms\)/,
+        ),
+      }),
+    ]);
   });
 
   it("reads no secret where REFINER_API_KEY is in the environment (npm start, invoke local)", async () => {

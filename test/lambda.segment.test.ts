@@ -236,6 +236,25 @@ describe("segment (direct invoke)", () => {
     expect(error?.message).toContain("REFINER_API_BASE_URL must be an https:// URL");
   });
 
+  it("throws a RetryError when REFINER_API_BASE_URL's host is not Refiner's, unless REFINER_ALLOW_ANY_API_HOST", async () => {
+    vi.stubEnv("REFINER_API_BASE_URL", "https://evil.example\\@api.refiner.io/v1");
+    lambda = loadLambda();
+    const { error } = await settle(lambda.segment(loadEvent("identify")));
+    expect(error?.constructor.name).toBe("RetryError");
+    expect(error?.message).toBe(
+      "REFINER_API_BASE_URL must name a host under refiner.io (or 127.0.0.1, localhost or [::1]), since the API key goes to that host. REFINER_ALLOW_ANY_API_HOST set to true allows another https:// host.",
+    );
+    // With the opt-in, credentials in the URL are still refused.
+    vi.stubEnv("REFINER_ALLOW_ANY_API_HOST", "true");
+    vi.stubEnv("REFINER_API_BASE_URL", "https://user:pw@proxy.example.test/v1");
+    lambda = loadLambda();
+    const refused = await settle(lambda.segment(loadEvent("identify")));
+    expect(refused.error?.message).toContain(
+      "REFINER_API_BASE_URL must be an https:// URL without credentials",
+    );
+    expect(refiner.requests).toHaveLength(0);
+  });
+
   it("does not send an event again that this instance delivered, and sends it after a failure", async () => {
     await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });
     await expect(lambda.segment(loadEvent("track"))).resolves.toEqual({ status: 200 });

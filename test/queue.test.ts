@@ -16,6 +16,7 @@ import { startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
 import { API_KEY, busiestWindow, trackCounts as countTracks } from "./support/fixtures.ts";
+import { startHangingServer } from "./support/hanging.ts";
 import {
   captureConsole,
   type LambdaHandlers,
@@ -26,7 +27,7 @@ import {
 } from "./support/lambda.ts";
 import { size } from "./support/volume.ts";
 
-const TOKEN = "wht_queue_7c2e9a41b58d3f06";
+const TOKEN = "wht_queue_7c2e9a41b58d3f06e1a4c9b2d7f3";
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 let refiner: RefinerEmulator;
@@ -126,6 +127,7 @@ beforeEach(() => {
   logged = captureConsole();
 });
 afterEach(async () => {
+  vi.useRealTimers();
   vi.unstubAllEnvs();
   vi.restoreAllMocks();
   await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
@@ -197,6 +199,9 @@ function tracks(count: number, user: string, name: string, id: string) {
 describe("accepting", () => {
   it("queues a 1,000-event, 1.2 MB batch in 100 SendMessageBatch calls or fewer, and answers 200", async () => {
     const lambda: LambdaHandlers = await queued();
+    // The door's deadline (4.5 s, which holds its SQS calls too) on a clock that stands still: the
+    // outcome must not depend on how busy this machine is.
+    vi.useFakeTimers({ toFake: ["Date"] });
     const body = JSON.stringify(analyticsBatch({ users: 200 }));
     const result = await lambda.webhook(webhookPost(body, auth));
     expect(result.statusCode).toBe(200);
@@ -241,6 +246,94 @@ describe("accepting", () => {
     await expect(
       lambda.segment({ type: "track", userId: "u1", event: "E", messageId: "y" }),
     ).rejects.toMatchObject({ name: "RetryError" });
+  });
+});
+
+describe("an AWS endpoint that accepts and never answers", () => {
+  /** 1,300 ms left, as Lambda would say: the door's deadline is 300 ms away, a second kept to answer. */
+  const shortDeadline = { awsRequestId: "r-hang", getRemainingTimeInMillis: () => 1300 };
+  /**
+   * Direct, a Refiner request needs a second before the deadline to start: Lambda's usual 5.5 s
+   * left, the door's whole 4.5 s, of which the lookup may take 0.5 s.
+   */
+  const directDeadline = { awsRequestId: "r-hang", getRemainingTimeInMillis: () => 5500 };
+  const batch = JSON.stringify([
+    { type: "track", userId: "u1", event: "Hung", messageId: "hung-1" },
+    { type: "track", userId: "u2", event: "Hung", messageId: "hung-2" },
+  ]);
+
+  it("SQS: the queued webhook answers 503 at its deadline, and the segment door throws a RetryError", async () => {
+    const hanging = await startHangingServer();
+    try {
+      const lambda = await queued({ AWS_ENDPOINT_URL_SQS: hanging.endpoint });
+      const result = await lambda.webhook(webhookPost(batch, auth), shortDeadline);
+      expect(result.statusCode).toBe(503);
+      expect(JSON.parse(String(result.body)).results).toEqual([
+        {
+          status: 500,
+          errormessage: expect.stringMatching(
+            /^Not queued: SQS refused it \(SQS did not answer within \d+ ms\)\.$/,
+          ),
+        },
+        {
+          status: 500,
+          errormessage: expect.stringMatching(
+            /^Not queued: SQS refused it \(SQS did not answer within \d+ ms\)\.$/,
+          ),
+        },
+      ]);
+      await expect(
+        lambda.segment(
+          { type: "track", userId: "u3", event: "Hung", messageId: "hung-3" },
+          shortDeadline,
+        ),
+      ).rejects.toMatchObject({ name: "RetryError" });
+      expect(hanging.connections).toBeGreaterThanOrEqual(1);
+      expect(await queues.count(queues.queueUrl)).toBe(0);
+    } finally {
+      await hanging.stop();
+    }
+  });
+
+  it("DynamoDB: the doors give the lookup up and queue anyway, within the deadline, counting it", async () => {
+    const hanging = await startHangingServer();
+    try {
+      const lambda = await queued({ AWS_ENDPOINT_URL_DYNAMODB: hanging.endpoint });
+      const result = await lambda.webhook(webhookPost(batch, auth), shortDeadline);
+      expect(result.statusCode).toBe(200);
+      expect(await queues.count(queues.queueUrl)).toBe(2);
+      expect(metricLines.at(-1)).toMatchObject({ DeliveredTableUnavailable: 1, Queued: 2 });
+      expect(logged).toContainEqual([
+        "warn",
+        expect.objectContaining({
+          message: "The table of delivered messageIds could not be read: delivering anyway",
+          // Half of the time left at the most: the rest is the queue's.
+          error: expect.stringMatching(/^DynamoDB did not answer within \d+ ms$/),
+        }),
+      ]);
+    } finally {
+      await hanging.stop();
+    }
+  });
+
+  it("DynamoDB, direct: the segment door gives the lookup and the record up, and delivers in time", async () => {
+    const hanging = await startHangingServer();
+    try {
+      const lambda = await queued({
+        AWS_ENDPOINT_URL_DYNAMODB: hanging.endpoint,
+        REFINER_QUEUE_URL: "",
+      });
+      await expect(
+        lambda.segment(
+          { type: "track", userId: "u4", event: "Direct", messageId: "hung-4" },
+          directDeadline,
+        ),
+      ).resolves.toEqual({ status: 200 });
+      expect(refiner.requests.map((request) => request.path)).toEqual(["/track-event"]);
+      expect(metricLines.at(-1)).toMatchObject({ DeliveredTableUnavailable: 2, Delivered: 1 });
+    } finally {
+      await hanging.stop();
+    }
   });
 });
 

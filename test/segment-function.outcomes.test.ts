@@ -208,6 +208,20 @@ describe("settings", () => {
     [{ apiKey: API_KEY, apiBaseUrl: "not a url" }, "apiBaseUrl"],
     [{ apiKey: API_KEY, apiBaseUrl: "https://user:pw@api.refiner.io/v1" }, "apiBaseUrl"],
     [{ apiKey: API_KEY, apiBaseUrl: 42 }, "apiBaseUrl"],
+    // The API key goes to the host: Refiner's, unless allowAnyApiHost says otherwise.
+    [{ apiKey: API_KEY, apiBaseUrl: "https://proxy.example.test/v1" }, "apiBaseUrl"],
+    [{ apiKey: API_KEY, apiBaseUrl: "https://api.refiner.io.evil.example/v1" }, "apiBaseUrl"],
+    [{ apiKey: API_KEY, apiBaseUrl: "https://evil.example\\@api.refiner.io/v1" }, "apiBaseUrl"],
+    [{ apiKey: API_KEY, apiBaseUrl: "https://notrefiner.io/v1" }, "apiBaseUrl"],
+    [
+      { apiKey: API_KEY, apiBaseUrl: "http://proxy.example.test/v1", allowAnyApiHost: true },
+      "apiBaseUrl",
+    ],
+    [
+      { apiKey: API_KEY, apiBaseUrl: "https://u:pw@proxy.example.test/v1", allowAnyApiHost: true },
+      "apiBaseUrl",
+    ],
+    [{ apiKey: API_KEY, allowAnyApiHost: "yes" }, "allowAnyApiHost"],
     [{ apiKey: API_KEY, preserveTraitKeys: "sometimes" }, "preserveTraitKeys"],
   ])("rejects %j, naming %s, and sends nothing", async (bad, name) => {
     const { error } = await settle(fn.handlers.onTrack(track(), bad));
@@ -216,6 +230,43 @@ describe("settings", () => {
     expect(error?.message).not.toContain(API_KEY);
     expect(error?.message).not.toContain("pw@");
     expect(refiner.requests).toHaveLength(0);
+  });
+
+  it("names the rule when the host is not Refiner's, and the setting that lifts it", async () => {
+    const { error } = await settle(
+      fn.handlers.onTrack(track(), {
+        apiKey: API_KEY,
+        apiBaseUrl: "https://evil.example\\@api.refiner.io/v1",
+      }),
+    );
+    expect(error?.message).toBe(
+      "The apiBaseUrl setting must name a host under refiner.io (or 127.0.0.1, localhost or [::1]), since the API key goes to that host. The allowAnyApiHost setting set to true allows another https:// host.",
+    );
+  });
+
+  it("sends to another https host only with allowAnyApiHost, and to any host under refiner.io", async () => {
+    // A fetch that records where each request was meant to go, and hands it to the emulator.
+    const meant: string[] = [];
+    const { handlers } = loadSegmentFunction({
+      fetch: (url, init) => {
+        meant.push(String(url));
+        return nodeFetch(String(url).replace(/^https:\/\/[^/]+\/v1/, refiner.url), init);
+      },
+    });
+    await handlers.onTrack(track(), {
+      apiKey: API_KEY,
+      apiBaseUrl: "https://refiner-proxy.example.test/v1",
+      allowAnyApiHost: true,
+    });
+    await handlers.onTrack(track(), {
+      apiKey: API_KEY,
+      apiBaseUrl: "https://eu.api.refiner.io/v1",
+    });
+    expect(meant).toEqual([
+      "https://refiner-proxy.example.test/v1/track-event",
+      "https://eu.api.refiner.io/v1/track-event",
+    ]);
+    expect(refiner.requests).toHaveLength(2);
   });
 
   it("gives every batch item the settings error", async () => {

@@ -4,10 +4,12 @@
 
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SECRET_KEYS } from "../lib/runtimes/lambda-config.ts";
 import { LAMBDA_VARIABLES, SECRET_VARIABLES } from "../lib/runtimes/variables.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { API_KEY } from "./support/fixtures.ts";
@@ -161,7 +163,8 @@ let refused: ReturnType<typeof refusedPackage>;
 let invoked: Promise<Awaited<ReturnType<typeof invokeLocally>>>;
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  const queued = packaged();
+  // Queued with two External IDs for Segment's role; direct without one.
+  const queued = packaged(["segmentExternalId=src_4Tb9XhQ2,ws_8kLmN3pQ"]);
   both = queued.then(async (first) => [first, await packaged(["queued=false"])]);
   const compiled = queued.then(
     () => undefined,
@@ -260,6 +263,7 @@ describe("npm run package, queued (the default)", () => {
         FifoThroughputLimit: "perMessageGroupId",
         MessageRetentionPeriod: 1209600,
         VisibilityTimeout: 360,
+        SqsManagedSseEnabled: true,
         RedrivePolicy: {
           deadLetterTargetArn: { "Fn::GetAtt": ["DeadLetterQueue", "Arn"] },
           maxReceiveCount: 30,
@@ -274,8 +278,77 @@ describe("npm run package, queued (the default)", () => {
         QueueName: "refiner-segment-destination-dev-dead-letters.fifo",
         FifoQueue: true,
         MessageRetentionPeriod: 1209600,
+        SqsManagedSseEnabled: true,
+        // Only the events queue may move its failures here.
+        RedriveAllowPolicy: {
+          redrivePermission: "byQueue",
+          sourceQueueArns: [
+            {
+              "Fn::Sub":
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's own Fn::Sub syntax
+                "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:refiner-segment-destination-dev-events.fifo",
+            },
+          ],
+        },
       },
     });
+  });
+
+  it("denies every request to either queue that does not use TLS", () => {
+    expect(template.Resources.QueuesTlsOnlyPolicy).toEqual({
+      Type: "AWS::SQS::QueuePolicy",
+      Properties: {
+        Queues: [{ Ref: "EventsQueue" }, { Ref: "DeadLetterQueue" }],
+        PolicyDocument: {
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "TlsOnly",
+              Effect: "Deny",
+              Principal: "*",
+              Action: "sqs:*",
+              Resource: [
+                { "Fn::GetAtt": ["EventsQueue", "Arn"] },
+                { "Fn::GetAtt": ["DeadLetterQueue", "Arn"] },
+              ],
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+          ],
+        },
+      },
+    });
+  });
+
+  it("lets Segment's AWS account assume the invoke role only with the given External IDs", () => {
+    const role = template.Resources.SegmentInvokeRole;
+    expect(role?.Condition).toBe("CreateSegmentRole");
+    expect(role?.Properties.AssumeRolePolicyDocument).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: { AWS: "arn:aws:iam::595280932656:root" },
+          Action: "sts:AssumeRole",
+          Condition: {
+            StringEquals: {
+              "sts:ExternalId": { "Fn::Split": [",", "src_4Tb9XhQ2,ws_8kLmN3pQ"] },
+            },
+          },
+        },
+      ],
+    });
+    expect(statements(template, "SegmentInvokeRole")).toEqual([
+      {
+        Effect: "Allow",
+        Action: "lambda:InvokeFunction",
+        Resource: { "Fn::GetAtt": ["SegmentLambdaFunction", "Arn"] },
+      },
+    ]);
+    // Created when the parameter is given (its value here), and said when it is not (below).
+    expect((template as unknown as { Conditions: unknown }).Conditions).toMatchObject({
+      CreateSegmentRole: { "Fn::Not": [{ "Fn::Equals": ["src_4Tb9XhQ2,ws_8kLmN3pQ", ""] }] },
+    });
+    expect(said).not.toContain("segmentExternalId");
   });
 
   it("declares the table of delivered messageIds on demand, with a TTL, kept with the stack", () => {
@@ -354,6 +427,7 @@ describe("npm run package, queued (the default)", () => {
       "DeliverErrorsAlarm",
       "DeliverThrottlesAlarm",
       "MisconfiguredAlarm",
+      "OldestMessageAlarm",
       "RejectionRateAlarm",
       "SegmentErrorsAlarm",
       "SegmentThrottlesAlarm",
@@ -382,6 +456,16 @@ describe("npm run package, queued (the default)", () => {
       Statistic: "Minimum",
       EvaluationPeriods: 3,
       Threshold: 1000,
+    });
+    // The age alarm sees what the backlog alarm does not: one event held back for a day.
+    expect(properties(template, "OldestMessageAlarm")).toMatchObject({
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateAgeOfOldestMessage",
+      Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": ["EventsQueue", "QueueName"] } }],
+      Statistic: "Maximum",
+      Threshold: 86400,
+      ComparisonOperator: "GreaterThanThreshold",
+      AlarmActions: [{ Ref: "AlarmTopic" }],
     });
     expect(properties(template, "ApiKeyRefusedAlarm")).toMatchObject({
       Namespace: "RefinerDestination",
@@ -422,9 +506,15 @@ describe("npm run package, queued (the default)", () => {
 
 describe("npm run package, direct (--param queued=false)", () => {
   let template: Template;
+  let said: string;
   beforeAll(async () => {
-    ({ template } = (await both)[1]);
+    ({ template, said } = (await both)[1]);
   }, 60_000);
+
+  it("says that no role for Segment's AWS Lambda destination is made without segmentExternalId", () => {
+    expect(said).toContain("No --param segmentExternalId: no role is created");
+    expect(said).toContain("--param segmentExternalId=<the External ID its settings show>");
+  });
 
   it("deploys no queue, no consumer, no event source mapping and no queue alarm", () => {
     const types = Object.values(template.Resources).map((resource) => resource.Type);
@@ -455,16 +545,97 @@ describe("the guard (deploy/guard.cjs)", () => {
     expect(readdirSync(out)).toEqual([]);
   }, 60_000);
 
-  it("names exactly the secret variables of lib/runtimes/variables.ts", () => {
+  it("names exactly the secret variables of lib/runtimes/variables.ts, as the functions do", () => {
     const guard = readFileSync(join(ROOT, "deploy", "guard.cjs"), "utf8");
     const listed = [...guard.matchAll(/^ {2}"([A-Z_]+)",$/gm)].map((match) => match[1]);
     expect(listed).toEqual(SECRET_VARIABLES);
+    // And the functions take exactly these from the stage's secret.
+    expect(SECRET_KEYS).toEqual(SECRET_VARIABLES);
     expect(listed).toEqual([
       "REFINER_API_KEY",
       "SEGMENT_SHARED_SECRET",
       "SEGMENT_WEBHOOK_TOKEN",
       "SEGMENT_SHARED_SECRET_PREVIOUS",
       "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
+    ]);
+  });
+});
+
+/**
+ * The guard's checks run on a stand-in of the serverless instance (what it reads of one), with this
+ * environment: each would otherwise cost a packaging run.
+ */
+function guardCheck(
+  env: Record<string, string>,
+  custom: Record<string, string>,
+  param: string[] = [],
+): { refused?: string; warned: string[] } {
+  type GuardClass = new (
+    serverless: unknown,
+    options: unknown,
+    utils: { log: { warning(text: string): void } },
+  ) => { check(): void };
+  const Guard: GuardClass = createRequire(import.meta.url)("../deploy/guard.cjs");
+  const warned: string[] = [];
+  const serverless = {
+    classes: { Error },
+    service: { provider: { stage: "prod" }, custom: { alarmEmail: "ops@example.com", ...custom } },
+  };
+  const saved = { ...process.env };
+  for (const name of Object.keys(process.env)) {
+    if (/^(AWS_|REFINER_|SEGMENT_|ALLOW_)/.test(name)) delete process.env[name];
+  }
+  Object.assign(process.env, env);
+  try {
+    new Guard(serverless, { param }, { log: { warning: (text) => warned.push(text) } }).check();
+    return { warned };
+  } catch (error) {
+    return { refused: (error as Error).message, warned };
+  } finally {
+    for (const name of Object.keys(process.env)) delete process.env[name];
+    Object.assign(process.env, saved);
+  }
+}
+
+describe("the guard's checks of the deploy's values", () => {
+  const WITH_ROLE = { segmentExternalId: "src_4Tb9XhQ2" };
+
+  it("refuses an API base URL with credentials, without echoing it", () => {
+    for (const url of [
+      "https://user:hunter2pw@api.refiner.io/v1",
+      "https://evil.example\\@api.refiner.io/v1",
+      "https://hunter2pw@api.refiner.io",
+    ]) {
+      const { refused } = guardCheck({ REFINER_API_BASE_URL: url }, WITH_ROLE);
+      expect(refused, url).toContain("REFINER_API_BASE_URL holds credentials");
+      expect(refused).not.toContain("hunter2pw");
+      expect(refused).not.toContain("evil.example");
+    }
+    expect(guardCheck({ REFINER_API_BASE_URL: "https://api.refiner.io/v1" }, WITH_ROLE)).toEqual({
+      warned: [],
+    });
+  });
+
+  it("refuses the old segmentWorkspaceId parameter, and External IDs with spaces", () => {
+    expect(guardCheck({}, WITH_ROLE, ["segmentWorkspaceId=ws_1"]).refused).toContain(
+      "--param segmentWorkspaceId is no longer read: give --param segmentExternalId=",
+    );
+    for (const ids of ["src_1, src_2", "src_1,,src_2", "src_1,"]) {
+      expect(guardCheck({}, { segmentExternalId: ids }).refused, ids).toBe(
+        "--param segmentExternalId takes External IDs separated by commas, with no spaces and none empty.",
+      );
+    }
+    expect(guardCheck({}, { segmentExternalId: "src_1,ws_2" })).toEqual({ warned: [] });
+  });
+
+  it("says that no role is made without segmentExternalId, and that SEGMENT_WORKSPACE_ID is not read", () => {
+    const { refused, warned } = guardCheck(
+      { SEGMENT_WORKSPACE_ID: "ws_1" },
+      { segmentExternalId: "" },
+    );
+    expect(refused).toBeUndefined();
+    expect(warned).toEqual([
+      "No --param segmentExternalId: no role is created for Segment's AWS Lambda destination (SEGMENT_WORKSPACE_ID is set, but the stack does not read it). To use that destination, deploy with --param segmentExternalId=<the External ID its settings show> (docs/lambda.md).",
     ]);
   });
 });

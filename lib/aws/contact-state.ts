@@ -29,7 +29,11 @@ export function dynamoContactStates(
       client = new (sdk().DynamoDBClient)({
         ...(endpoint ? { endpoint } : {}),
         maxAttempts: 2,
-        requestHandler: { connectionTimeout: 500, requestTimeout: 1500 },
+        requestHandler: {
+          connectionTimeout: 500,
+          requestTimeout: 1500,
+          throwOnRequestTimeout: true,
+        },
       });
     }
     return client;

@@ -53,7 +53,8 @@ function buildTable(
     ...(endpoint ? { endpoint } : {}),
     // A table that does not answer must not eat the time Refiner's requests need.
     maxAttempts: 2,
-    requestHandler: { connectionTimeout: 500, requestTimeout: 1500 },
+    // (The SDK's requestTimeout only warns unless told to throw.)
+    requestHandler: { connectionTimeout: 500, requestTimeout: 1500, throwOnRequestTimeout: true },
   });
   return {
     async find(ids) {

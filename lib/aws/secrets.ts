@@ -4,11 +4,14 @@
 // (AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL) is given to the client explicitly.
 
 /** Reads the secret's keys; rejects when it cannot be read or is not a JSON object of strings. */
-export type SecretReader = (secretId: string) => Promise<Record<string, string>>;
+export type SecretReader = (
+  secretId: string,
+  signal?: AbortSignal,
+) => Promise<Record<string, string>>;
 
 export function secretsManagerReader(env: Record<string, string | undefined>): SecretReader {
   let client: import("@aws-sdk/client-secrets-manager").SecretsManagerClient | undefined;
-  return async (secretId) => {
+  return async (secretId, signal) => {
     // Required on first use: the cold start stays light, and the Lambda runtime ships the SDK.
     const sdk: typeof import("@aws-sdk/client-secrets-manager") = require("@aws-sdk/client-secrets-manager");
     const { GetSecretValueCommand, SecretsManagerClient } = sdk;
@@ -16,9 +19,17 @@ export function secretsManagerReader(env: Record<string, string | undefined>): S
     client ??= new SecretsManagerClient({
       ...(endpoint ? { endpoint } : {}),
       maxAttempts: 2,
-      requestHandler: { connectionTimeout: 1000, requestTimeout: 2000 },
+      // The SDK's requestTimeout only warns unless told to throw.
+      requestHandler: {
+        connectionTimeout: 1000,
+        requestTimeout: 2000,
+        throwOnRequestTimeout: true,
+      },
     });
-    const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+    const { SecretString } = await client.send(
+      new GetSecretValueCommand({ SecretId: secretId }),
+      signal ? { abortSignal: signal } : {},
+    );
     return parseSecret(SecretString);
   };
 }

@@ -11,11 +11,18 @@ export function sqsQueueClient(env: Record<string, string | undefined>): QueueCl
   const sdk: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
   const { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } = sdk;
   const endpoint = env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL;
-  const client = new SQSClient(endpoint ? { endpoint } : {});
+  const client = new SQSClient({
+    ...(endpoint ? { endpoint } : {}),
+    // Without these an endpoint that never answers holds a call until the function times out (the
+    // SDK's requestTimeout only warns unless told to throw). The doors also give up at their
+    // deadline (`signal`); these bound the consumer's calls.
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 5000, throwOnRequestTimeout: true },
+  });
   return {
-    async sendBatch(queueUrl, entries) {
+    async sendBatch(queueUrl, entries, signal) {
       const answer = await client.send(
         new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }),
+        signal ? { abortSignal: signal } : {},
       );
       return (answer.Failed ?? []).map((failure) => ({
         id: failure.Id ?? "",

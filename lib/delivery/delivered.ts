@@ -7,6 +7,7 @@
 // recorded. When the table cannot be reached, events are delivered anyway: a duplicate is better
 // than a loss. That is logged and counted by the caller's `unavailable`.
 
+import { beforeDeadline } from "./deadline.ts";
 import { ALREADY_DELIVERED, type Outcome } from "./outcome.ts";
 import { messageIdOf } from "./plan.ts";
 import { RECENT_TTL_MS, type RecentIds, recentIds } from "./recent-ids.ts";
@@ -16,7 +17,16 @@ export interface DeliveredIds {
   find(ids: readonly string[]): Promise<Set<string>>;
   /** Remembers that these were delivered. Never rejects. */
   record(ids: readonly string[]): Promise<void>;
+  /**
+   * The same memory for one call of a door, whose table calls give up in time for `deadline`
+   * (epoch ms): a lookup after half the time left, so that delivery keeps the rest, and a write at
+   * the deadline; either after TABLE_WAIT_MS at the most. Given up counts as unavailable.
+   */
+  until(deadline: number): DeliveredIds;
 }
+
+/** The longest a door waits on the table: DynamoDB answers in milliseconds when it answers. */
+export const TABLE_WAIT_MS = 500;
 
 /** The shared table; both calls reject when DynamoDB cannot be reached. */
 export interface DeliveredTable {
@@ -33,6 +43,7 @@ export function deliveredIds(
   memory: RecentIds = recentIds(),
 ): DeliveredIds {
   return {
+    until: (deadline) => deliveredIds(table && tableUntil(table, deadline), unavailable, memory),
     async find(ids) {
       const found = new Set(ids.filter((id) => memory.has(id)));
       const unknown = [...new Set(ids.filter((id) => !found.has(id)))];
@@ -72,7 +83,9 @@ export interface SegmentCache {
  */
 export function segmentCacheIds(cache: SegmentCache): DeliveredIds {
   const key = (id: string) => `refiner-delivered:${id}`;
-  return {
+  const ids: DeliveredIds = {
+    // The cache is in the worker's own memory: nothing to wait for.
+    until: () => ids,
     async find(ids) {
       const found = new Set<string>();
       for (const id of new Set(ids)) {
@@ -96,6 +109,19 @@ export function segmentCacheIds(cache: SegmentCache): DeliveredIds {
         }
       }
     },
+  };
+  return ids;
+}
+
+function tableUntil(table: DeliveredTable, deadline: number): DeliveredTable {
+  /** The deadline of a call starting now that may take `share` of the time left. */
+  const by = (share: number) => {
+    const now = Date.now();
+    return now + Math.min(TABLE_WAIT_MS, (deadline - now) * share);
+  };
+  return {
+    find: (ids) => beforeDeadline(by(0.5), "DynamoDB", () => table.find(ids)),
+    record: (ids) => beforeDeadline(by(1), "DynamoDB", () => table.record(ids)),
   };
 }
 

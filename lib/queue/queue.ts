@@ -63,8 +63,11 @@ export interface EntryFailure {
 
 /** The two SQS calls the destination makes itself (lib/aws/sqs.ts). */
 export interface QueueClient {
-  /** Resolves with the entries SQS did not take; rejects when the call itself failed. */
-  sendBatch(queueUrl: string, entries: QueueEntry[]): Promise<EntryFailure[]>;
+  /**
+   * Resolves with the entries SQS did not take; rejects when the call itself failed, or was given
+   * up through `signal`.
+   */
+  sendBatch(queueUrl: string, entries: QueueEntry[], signal?: AbortSignal): Promise<EntryFailure[]>;
   changeVisibility(queueUrl: string, receiptHandle: string, seconds: number): Promise<void>;
 }
 

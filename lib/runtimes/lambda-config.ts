@@ -45,7 +45,47 @@ export interface LambdaConfig {
   firstBackoffSeconds: number;
   /** REFINER_DELIVERED_TABLE: the DynamoDB table of delivered messageIds; empty for none. */
   deliveredTable: string;
+  /** What makes the webhook refuse every request as retryable (a token too short); else none. */
+  webhookProblem: string | undefined;
+  /** What the log should say about the webhook's configuration without refusing anything. */
+  webhookWarning: string | undefined;
 }
+
+/**
+ * The keys taken from the stage's secret: the secret variables of lib/runtimes/variables.ts (a test
+ * keeps them equal), written out so that the table's texts stay out of the bundle.
+ */
+export const SECRET_KEYS = [
+  "REFINER_API_KEY",
+  "SEGMENT_SHARED_SECRET",
+  "SEGMENT_WEBHOOK_TOKEN",
+  "SEGMENT_SHARED_SECRET_PREVIOUS",
+  "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
+] as const satisfies readonly VariableName[];
+
+/**
+ * The secret's values of the secret variables, and the names of its other keys (at most 20, each
+ * cut to 64 characters, for the log): those are ignored, so that a key such as
+ * ALLOW_UNSIGNED_WEBHOOKS in the secret cannot change what the deploy set.
+ */
+export function secretVariables(values: Record<string, string>): {
+  declared: Environment;
+  ignored: string[];
+} {
+  const declared: Environment = {};
+  const ignored: string[] = [];
+  for (const [key, value] of Object.entries(values)) {
+    if ((SECRET_KEYS as readonly string[]).includes(key)) declared[key] = value;
+    else if (ignored.length < 20) ignored.push(key.slice(0, 64));
+  }
+  return { declared, ignored };
+}
+
+/**
+ * A webhook token can be guessed below this length; `refiner-destination secret` makes 64 hex
+ * characters.
+ */
+export const MIN_TOKEN_CHARACTERS = 32;
 
 /** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
 export const DEFAULT_RATE_PER_MINUTE = 3600;
@@ -80,7 +120,38 @@ export function configFromEnvironment(env: Environment): LambdaConfig {
     ).map((token) => token.trim()),
     allowUnsignedWebhooks: isTrue(read(env, "ALLOW_UNSIGNED_WEBHOOKS")),
     allowFirstEventSignature: isTrue(read(env, "ALLOW_FIRST_EVENT_SIGNATURE")),
+    ...tokenLengths(env),
   };
+}
+
+/**
+ * A current token shorter than MIN_TOKEN_CHARACTERS is a configuration error. A previous one is
+ * still accepted, with a warning: it is on its way out, and refusing it would refuse Segment's
+ * requests until the rotation away from it ends.
+ */
+function tokenLengths(env: Environment): Pick<LambdaConfig, "webhookProblem" | "webhookWarning"> {
+  const short = (name: "SEGMENT_WEBHOOK_TOKEN" | "SEGMENT_WEBHOOK_TOKEN_PREVIOUS") => {
+    const token = read(env, name)?.trim() ?? "";
+    return token !== "" && token.length < MIN_TOKEN_CHARACTERS;
+  };
+  return {
+    webhookProblem: short("SEGMENT_WEBHOOK_TOKEN")
+      ? `SEGMENT_WEBHOOK_TOKEN is shorter than ${MIN_TOKEN_CHARACTERS} characters, so it could be guessed: make a new one with \`refiner-destination secret --rotate\` (docs/lambda.md, "Rotating the secret and the token"). Until then every webhook request is answered 503, which Segment retries.`
+      : undefined,
+    webhookWarning: short("SEGMENT_WEBHOOK_TOKEN_PREVIOUS")
+      ? `SEGMENT_WEBHOOK_TOKEN_PREVIOUS is shorter than ${MIN_TOKEN_CHARACTERS} characters: it is accepted only while the rotation lasts. End it once Segment sends the new token.`
+      : undefined,
+  };
+}
+
+/**
+ * The configuration as the webhook uses it: a webhook problem (a token too short) stands for the
+ * settings, so that every request is refused as retryable and counted as Misconfigured, while the
+ * other functions, which take no token, go on.
+ */
+export function webhookConfig(config: LambdaConfig): LambdaConfig {
+  if (!config.settings.ok || config.webhookProblem === undefined) return config;
+  return { ...config, settings: { ok: false, message: config.webhookProblem } };
 }
 
 function positiveNumber(value: string | undefined, fallback: number): number | undefined {
@@ -108,6 +179,12 @@ export function logConfigProblem(config: LambdaConfig): void {
       error: config.settings.message,
     });
   }
+  if (config.webhookProblem) {
+    log("ERROR", "Webhook misconfigured: every request is answered 503", {
+      error: config.webhookProblem,
+    });
+  }
+  if (config.webhookWarning) log("WARN", config.webhookWarning);
 }
 
 /** Removes the API key and every other secret of the configuration from a message. */

@@ -7,6 +7,7 @@ import { dynamoContactStates } from "../aws/contact-state.ts";
 import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
 import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
+import { beforeDeadline } from "../delivery/deadline.ts";
 import { DEADLINE_MS, deliverOnce, type Runtime } from "../delivery/deliver.ts";
 import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
 import { describe, type Failure, type Outcome, untilFixed } from "../delivery/outcome.ts";
@@ -31,6 +32,7 @@ import {
   logConfigProblem,
   read,
   redactSecrets,
+  secretVariables,
 } from "./lambda-config.ts";
 import { keyNotices, log, setRequestId } from "./log.ts";
 import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
@@ -55,11 +57,25 @@ export interface LambdaInstance {
   /** Node's fetch, read through boundedFetch. */
   fetch: Fetch;
   /** On AWS: the stage's secret, read on the first invocation and again every 5 minutes. */
-  secret: { id: string; read: SecretReader; readAt: number; env: Environment } | undefined;
+  secret:
+    | {
+        id: string;
+        read: SecretReader;
+        readAt: number;
+        env: Environment;
+        /** Whether the keys the secret holds beyond the secret variables were logged. */
+        toldIgnored?: boolean;
+      }
+    | undefined;
 }
 
 /** How often the secret is read again, so that a rotation reaches running instances. */
 export const SECRET_REFRESH_MS = 5 * 60 * 1000;
+/**
+ * The longest a later read of the secret may hold an invocation: the instance has a configuration
+ * already, and the events their time. The first read may take until the deadline.
+ */
+const SECRET_REFRESH_WAIT_MS = 1000;
 
 export function coldStart(env: Environment, fetch: Fetch): LambdaInstance {
   // On AWS the secret variables are keys of the stage's secret; a REFINER_API_KEY in the
@@ -122,14 +138,29 @@ function pendingConfig(env: Environment): LambdaConfig {
   };
 }
 
-/** Reads the stage's secret when it was never read, or not for SECRET_REFRESH_MS. */
-async function refreshSecret(lambda: LambdaInstance, now = Date.now()): Promise<void> {
+/**
+ * Reads the stage's secret when it was never read, or not for SECRET_REFRESH_MS, giving up at the
+ * invocation's deadline. Only the secret variables are taken from it: a key such as
+ * ALLOW_UNSIGNED_WEBHOOKS or REFINER_QUEUE_URL there must not change authentication or routing
+ * without a deploy.
+ */
+async function refreshSecret(lambda: LambdaInstance, now: number, deadline: number): Promise<void> {
   const { secret } = lambda;
   if (!secret || now - secret.readAt < SECRET_REFRESH_MS) return;
   const first = secret.readAt === 0;
   try {
-    const values = await secret.read(secret.id);
-    lambda.config = configFromEnvironment({ ...secret.env, ...values });
+    const until = first ? deadline : Math.min(now + SECRET_REFRESH_WAIT_MS, deadline);
+    const values = await beforeDeadline(until, "Secrets Manager", (signal) =>
+      secret.read(secret.id, signal),
+    );
+    const { declared, ignored } = secretVariables(values);
+    if (ignored.length && !secret.toldIgnored) {
+      secret.toldIgnored = true;
+      log("WARN", `The secret ${secret.id} has keys that are not secret variables: ignored`, {
+        keys: ignored,
+      });
+    }
+    lambda.config = configFromEnvironment({ ...secret.env, ...declared });
     secret.readAt = now;
     logConfigProblem(lambda.config);
   } catch (error) {
@@ -167,13 +198,14 @@ export async function invocation<T>(
   work: (runtime: Runtime) => Promise<T>,
 ): Promise<T> {
   const startedAt = Date.now();
+  const budgetMs = budget(context, role);
   setRequestId(context?.awsRequestId);
   try {
-    await refreshSecret(lambda, startedAt);
+    await refreshSecret(lambda, startedAt, startedAt + budgetMs);
     return await work({
       fetch: lambda.fetch,
       startedAt,
-      budgetMs: budget(context, role),
+      budgetMs,
       notice: lambda.notice,
       answered: (ms) => lambda.metrics.record("RefinerLatency", ms),
       ...(role === "consumer"
@@ -226,7 +258,7 @@ export async function deliverAll(
   lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<Outcome[]> {
-  const { config, delivered, queue } = lambda;
+  const { config, queue } = lambda;
   const { settings } = config;
   // Logged once per cold start (logConfigProblem), not once per event; counted per event.
   if (!settings.ok) {
@@ -234,11 +266,30 @@ export async function deliverAll(
     countOutcomes(lambda.metrics, outcomes);
     return outcomes;
   }
+  // Every AWS call of this door gives up in time for its deadline, as its Refiner requests do.
+  const deadline = runtime.startedAt + (runtime.budgetMs ?? DEADLINE_MS);
+  const delivered = lambda.delivered.until(deadline);
   const outcomes =
     config.queueUrl && queue
-      ? await enqueue(events, settings.settings, queue, config.queueUrl, delivered, runtime.notice)
+      ? await enqueue(
+          events,
+          settings.settings,
+          queueUntil(queue, deadline),
+          config.queueUrl,
+          delivered,
+          runtime.notice,
+        )
       : await deliverOnce(events, settings.settings, runtime, delivered);
   return observed(outcomes, described(events), lambda);
+}
+
+/** The queue for one call of a door: a SendMessageBatch still unanswered at `deadline` is given up. */
+function queueUntil(queue: QueueClient, deadline: number): QueueClient {
+  return {
+    sendBatch: (queueUrl, entries) =>
+      beforeDeadline(deadline, "SQS", (signal) => queue.sendBatch(queueUrl, entries, signal)),
+    changeVisibility: queue.changeVisibility,
+  };
 }
 
 /** Every outcome counted, every failure logged once, its message cleared of the secrets. */

@@ -9,7 +9,7 @@ import type { Runtime } from "../delivery/deliver.ts";
 import type { Outcome } from "../delivery/outcome.ts";
 import { answerOf, toBatchItem } from "./doors.ts";
 import { deliverAll, type LambdaInstance } from "./lambda.ts";
-import { type LambdaConfig, redactSecrets } from "./lambda-config.ts";
+import { type LambdaConfig, redactSecrets, webhookConfig } from "./lambda-config.ts";
 import { log } from "./log.ts";
 
 /** What a Function URL accepts; it refuses larger requests before the function runs. */
@@ -27,7 +27,7 @@ export async function handleWebhook(
   lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<WebhookResult> {
-  const { config } = lambda;
+  const config = webhookConfig(lambda.config);
   const request = readRequest(event);
   if (typeof request === "string") return reply(400, { error: request });
   // Segment's Webhooks destination sends with the mapping's method: POST, PUT or PATCH.
