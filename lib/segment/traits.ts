@@ -11,18 +11,38 @@ const INT32_MAX = 2147483647;
 /** Objects nested deeper than this are sent as their JSON text, so hostile depth cannot hurt. */
 export const MAX_TRAIT_DEPTH = 8;
 
-const LOWER_THEN_UPPER = /([\p{Ll}\p{N}])(\p{Lu})/gu;
-const UPPER_RUN_THEN_WORD = /(\p{Lu}+)(\p{Lu}\p{Ll})/gu;
+/**
+ * The longest trait key kept as written: a longer one is cut to its first MAX_KEY_LENGTH
+ * characters before anything reads it (docs/mapping.md, "Traits"). Refiner documents no limit on
+ * keys; 255 is the shortest text it documents keeping. The cut bounds every key's cost too.
+ */
+export const MAX_KEY_LENGTH = 255;
+
+// Where snake_case puts a `_`: before a capital that follows a lower-case letter or a digit
+// (`firstName`), and before the last capital of a run when a lower-case letter follows it
+// (`HTMLTitle`). Written as lookarounds, each position is tested once: linear in the key's length.
+// (The earlier `(\p{Lu}+)(\p{Lu}\p{Ll})` rescanned a run of capitals from each of its letters: a
+// 30,000-capital key took over a second.)
+const WORD_BOUNDARY = /(?<=[\p{Ll}\p{N}])(?=\p{Lu})|(?<=\p{Lu})(?=\p{Lu}\p{Ll})/gu;
 const SEPARATORS = /[^\p{L}\p{N}]+/gu;
+// After SEPARATORS, a key starts or ends with at most one `_`.
+const EDGE_UNDERSCORE = /^_|_$/g;
 
 /** `firstName` → `first_name`, `HTMLTitle` → `html_title`, `total billed` → `total_billed`. */
 export function snakeCase(key: string): string {
   return key
-    .replace(LOWER_THEN_UPPER, "$1_$2")
-    .replace(UPPER_RUN_THEN_WORD, "$1_$2")
+    .replace(WORD_BOUNDARY, "_")
     .replace(SEPARATORS, "_")
     .toLowerCase()
-    .replace(/^_+|_+$/g, "");
+    .replace(EDGE_UNDERSCORE, "");
+}
+
+/** `key` cut to MAX_KEY_LENGTH characters, never between the two halves of a surrogate pair. */
+export function cutKey(key: string): string {
+  if (key.length <= MAX_KEY_LENGTH) return key;
+  const last = key.charCodeAt(MAX_KEY_LENGTH - 1);
+  const end = last >= 0xd800 && last <= 0xdbff ? MAX_KEY_LENGTH - 1 : MAX_KEY_LENGTH;
+  return key.slice(0, end);
 }
 
 export interface TraitOptions {
@@ -56,7 +76,8 @@ function allowedBy(selection: TraitSelection | undefined, path: string, depth: n
   const allow = selection?.allow;
   if (!allow || allow.has(path)) return "yes";
   if (depth === 0 && selection.alwaysAllow?.includes(path)) return "yes";
-  for (const allowed of allow) if (allowed.startsWith(`${path}.`)) return "partly";
+  const below = `${path}.`;
+  for (const allowed of allow) if (allowed.startsWith(below)) return "partly";
   return "no";
 }
 
@@ -86,14 +107,16 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
     depth: number,
     covered: boolean,
   ) => {
-    for (const [rawKey, value] of Object.entries(object)) {
+    for (const [writtenKey, value] of Object.entries(object)) {
+      const rawKey = cutKey(writtenKey);
       if (depth === 0 && options.skip?.includes(rawKey)) continue;
       const dotted = dottedPrefix ? `${dottedPrefix}.${rawKey}` : rawKey;
       if (selection?.deny.has(dotted)) continue;
       const allowed = covered ? "yes" : allowedBy(selection, dotted, depth);
       if (allowed === "no" || (allowed === "partly" && !isPlainObject(value))) continue;
       // A renamed key is sent as the user wrote its new name; it counts as written in snake_case.
-      const renamed = selection?.rename.get(dotted);
+      const mapped = selection?.rename.get(dotted);
+      const renamed = mapped === undefined ? undefined : cutKey(mapped);
       const part = renamed ?? rename(rawKey);
       if (!part) continue;
       const key = renamed ?? (prefix ? `${prefix}_${part}` : part);
