@@ -30,7 +30,7 @@ import {
   read,
   redactSecrets,
 } from "./lambda-config.ts";
-import { log, setRequestId } from "./log.ts";
+import { eventText, log, setRequestId } from "./log.ts";
 import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
 
 /** What one Lambda instance builds at its cold start and keeps for every invocation. */
@@ -268,8 +268,8 @@ function logFailure(
     {
       outcome: retrying ? "retry" : outcome.reason,
       error: outcome.message,
-      type: typeof type === "string" ? type : undefined,
-      messageId: typeof messageId === "string" ? messageId : undefined,
+      type: eventText(type),
+      messageId: eventText(messageId),
     },
   );
 }

@@ -30,3 +30,16 @@ export function log(level: Level, message: string, fields: Record<string, unknow
   });
   (level === "ERROR" ? process.stderr : process.stdout).write(`${line}\n`);
 }
+
+/** The most of an event's own text (its messageId, its type) a line holds; Segment's are 36 and 8. */
+export const MAX_EVENT_TEXT = 100;
+
+/**
+ * An event-supplied string for a log line, cut to MAX_EVENT_TEXT characters with its length said;
+ * undefined for anything that is not a string. Anyone with a site's write key chooses these.
+ */
+export function eventText(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  if (value.length <= MAX_EVENT_TEXT) return value;
+  return `${value.slice(0, MAX_EVENT_TEXT)}… (${value.length} characters)`;
+}
