@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { firstElement } from "../lib/runtimes/webhook.ts";
+import { parseSettings } from "../lib/settings.ts";
 import { localTableEnvironment, startLocalTable } from "../local/dynamodb-emulator.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { loadSegmentFunction } from "../local/segment-runtime.ts";
@@ -248,5 +249,30 @@ describe("messageIds and types of any length", () => {
     } finally {
       await table.stop();
     }
+  });
+});
+
+describe("a setting of hostile size", () => {
+  it("apiBaseUrl with a run of 30,000 slashes costs about 4 times one of 7,500", () => {
+    // Trailing slashes were trimmed by a regex that rescanned the run from each slash: 16 times
+    // the CPU for 4 times the length (24 ms, then 377 ms).
+    const base = (slashes: number) => `https://api.refiner.io/v1${"/".repeat(slashes)}x//`;
+    const cpu = (slashes: number) => {
+      const started = process.cpuUsage();
+      for (let i = 0; i < 5; i++) parseSettings({ apiKey: API_KEY, apiBaseUrl: base(slashes) });
+      const { user, system } = process.cpuUsage(started);
+      return user + system;
+    };
+    expect(parseSettings({ apiKey: API_KEY, apiBaseUrl: base(30_000) })).toMatchObject({
+      ok: true,
+      settings: { apiBaseUrl: `https://api.refiner.io/v1${"/".repeat(30_000)}x` },
+    });
+    let short = 0;
+    let long = 0;
+    for (let round = 0; round < 4; round++) {
+      short += cpu(7_500);
+      long += cpu(30_000);
+    }
+    expect(long / short).toBeLessThan(8);
   });
 });
