@@ -164,6 +164,17 @@ describe("normalizeTraits", () => {
     });
   });
 
+  it("finds the allow list's entries below an object, whatever sorts between them", () => {
+    const allow = new Set(["a!", "a.b", "ab", "address.city", "z"]);
+    const selection = { rename: new Map<string, string>(), allow, deny: new Set<string>() };
+    expect(
+      normalizeTraits(
+        { a: { b: 1, c: 2 }, address: { city: "Paris", zip: "75001" }, ab: 3, zz: 4, z: { y: 5 } },
+        { ...snake, selection },
+      ),
+    ).toStrictEqual({ a_b: 1, address_city: "Paris", ab: 3, z_y: 5 });
+  });
+
   it("sends what lies below the depth limit as JSON text", () => {
     let deep: Record<string, unknown> = { leaf: 1 };
     for (let i = 0; i < 20; i++) deep = { n: deep };

