@@ -258,14 +258,9 @@ function parseBaseUrl(value: unknown): Parsed<string> {
       problem: `must be an https:// URL without credentials, query or fragment (plain http:// only to 127.0.0.1, localhost or [::1]). Leave it empty for ${DEFAULT_API_BASE_URL}.`,
     };
   }
-  return { ok: true, value: `${url.origin}${withoutTrailingSlashes(url.pathname)}` };
-}
-
-/** A loop: `/\/+$/` rescans a run of slashes from each of them (30,000 took 0.4 s). */
-function withoutTrailingSlashes(path: string): string {
-  let end = path.length;
-  while (end > 0 && path[end - 1] === "/") end--;
-  return path.slice(0, end);
+  // Only a run's first slash may start the match: `/\/+$/` rescanned a run of slashes from each of
+  // them (30,000 took 0.4 s).
+  return { ok: true, value: `${url.origin}${url.pathname.replace(/(?<!\/)\/+$/, "")}` };
 }
 
 function isLoopback(hostname: string): boolean {

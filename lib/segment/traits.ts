@@ -25,8 +25,6 @@ export const MAX_KEY_LENGTH = 255;
 // 30,000-capital key took over a second.)
 const WORD_BOUNDARY = /(?<=[\p{Ll}\p{N}])(?=\p{Lu})|(?<=\p{Lu})(?=\p{Lu}\p{Ll})/gu;
 const SEPARATORS = /[^\p{L}\p{N}]+/gu;
-// After SEPARATORS, a key starts or ends with at most one `_`.
-const EDGE_UNDERSCORE = /^_|_$/g;
 
 /** `firstName` → `first_name`, `HTMLTitle` → `html_title`, `total billed` → `total_billed`. */
 export function snakeCase(key: string): string {
@@ -34,16 +32,15 @@ export function snakeCase(key: string): string {
     .replace(WORD_BOUNDARY, "_")
     .replace(SEPARATORS, "_")
     .toLowerCase()
-    .replace(EDGE_UNDERSCORE, "");
+    .replace(/^_|_$/g, ""); // after SEPARATORS, at most one `_` at either end
 }
 
-/** `key` cut to MAX_KEY_LENGTH characters, never between the two halves of a surrogate pair. */
+/** `key` cut to MAX_KEY_LENGTH characters, never after the first half of a surrogate pair. */
 export function cutKey(key: string): string {
-  if (key.length <= MAX_KEY_LENGTH) return key;
-  const last = key.charCodeAt(MAX_KEY_LENGTH - 1);
-  const end = last >= 0xd800 && last <= 0xdbff ? MAX_KEY_LENGTH - 1 : MAX_KEY_LENGTH;
-  return key.slice(0, end);
+  const half = HIGH_SURROGATE.test(key.charAt(MAX_KEY_LENGTH - 1));
+  return key.slice(0, half ? MAX_KEY_LENGTH - 1 : MAX_KEY_LENGTH);
 }
+const HIGH_SURROGATE = /[\ud800-\udbff]/;
 
 export interface TraitOptions {
   preserveKeys: boolean;
@@ -80,7 +77,7 @@ function allowedBy(selection: TraitSelection | undefined, path: string, depth: n
 }
 
 /** Each allow list sorted once (settings are parsed per call, so per call). */
-const sortedAllowLists = new WeakMap<ReadonlySet<string>, string[]>();
+const sortedLists = new WeakMap<ReadonlySet<string>, string[]>();
 
 /**
  * Whether an entry of `allow` lies below `path` (starts with `path.`): a binary search, since
@@ -88,10 +85,10 @@ const sortedAllowLists = new WeakMap<ReadonlySet<string>, string[]>();
  * list for every key took 22 ms an event for 1,000 entries and 5,000 keys.
  */
 function hasEntryBelow(allow: ReadonlySet<string>, path: string): boolean {
-  let sorted = sortedAllowLists.get(allow);
+  let sorted = sortedLists.get(allow);
   if (!sorted) {
     sorted = [...allow].sort();
-    sortedAllowLists.set(allow, sorted);
+    sortedLists.set(allow, sorted);
   }
   const below = `${path}.`;
   let low = 0;
@@ -139,7 +136,7 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
       if (allowed === "no" || (allowed === "partly" && !isPlainObject(value))) continue;
       // A renamed key is sent as the user wrote its new name; it counts as written in snake_case.
       const mapped = selection?.rename.get(dotted);
-      const renamed = mapped === undefined ? undefined : cutKey(mapped);
+      const renamed = mapped && cutKey(mapped);
       const part = renamed ?? rename(rawKey);
       if (!part) continue;
       const key = renamed ?? (prefix ? `${prefix}_${part}` : part);
