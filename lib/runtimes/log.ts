@@ -31,7 +31,7 @@ export function log(level: Level, message: string, fields: Record<string, unknow
   (level === "ERROR" ? process.stderr : process.stdout).write(`${line}\n`);
 }
 
-/** The most of an event's own text (its messageId, its type) a line holds; Segment's are 36 and 8. */
+/** The most of an event's own text (its messageId, its type) a line holds; Segment's are under 60. */
 export const MAX_EVENT_TEXT = 100;
 
 /**
