@@ -638,6 +638,95 @@ async function surveyEventsTrace(): Promise<void> {
   ]);
 }
 
+/** `count` identifies, each with a trait key of `keyLength` capitals (cut to 255 when longer). */
+function keyedIdentifies(count: number, keyLength: number) {
+  return Array.from({ length: count }, (_, user) => ({
+    type: "identify",
+    userId: `user-${user}`,
+    traits: { [`${"K".repeat(keyLength - 1)}${user}`]: true, plan: "pro" },
+  }));
+}
+
+/**
+ * What a stranger's input costs a door, against ordinary input in the same run: a batch of
+ * 30,000-capital trait keys in the pasted script, and unauthenticated bodies at the webhook.
+ */
+async function hostile(): Promise<void> {
+  const refiner = await startRefinerEmulator();
+  const fn = loadSegmentFunction({ path: SEGMENT_FUNCTION });
+  const settings = { apiKey: API_KEY, apiBaseUrl: refiner.url, skipUnchangedMinutes: "0" };
+  const long = keyedIdentifies(10, 30_000);
+  const short = keyedIdentifies(10, 30);
+  const keySides = {
+    long: () => fn.handlers.onBatch(long, settings),
+    short: () => fn.handlers.onBatch(short, settings),
+  };
+  await interleave(keySides, "short", { rounds: 1, calls: 20 }); // warm-up
+  const keys = await interleave(keySides, "short", { rounds: 11, calls: 40 });
+  await refiner.close();
+  const range = ({ low, high }: Ratio) => `rounds ${low.toFixed(2)}–${high.toFixed(2)}`;
+  rows.push([
+    "onBatch of 10 events, 30,000-character trait keys / 30-character keys",
+    `${keys.long?.median.toFixed(2)} × (${keys.long ? range(keys.long) : ""}; ${keys.long?.microseconds.toFixed(0)} µs vs ${keys.short?.microseconds.toFixed(0)} µs)`,
+    "≤ 2 ×",
+    (keys.long?.median ?? Number.POSITIVE_INFINITY) <= 2,
+  ]);
+
+  const env = {
+    REFINER_API_KEY: API_KEY,
+    SEGMENT_WEBHOOK_TOKEN: "bench-token-0123456789abcdef0123456789",
+    SEGMENT_SHARED_SECRET: "bench-secret",
+  };
+  const before = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]));
+  const lambda = lambdaInstance(env);
+  const unauthenticated = (body: string, headers: Record<string, string> = {}) =>
+    functionUrlEvent({
+      method: "POST",
+      url: "/",
+      headers: { "content-type": "application/json", ...headers },
+      body: Buffer.from(body),
+    });
+  const big = "[".repeat(5 * 1024 * 1024);
+  const events = {
+    small: unauthenticated(`[${JSON.stringify({ type: "track", padding: "x".repeat(980) })}]`),
+    big: unauthenticated(big),
+    signed: unauthenticated(big, { "x-signature": "0".repeat(40) }),
+  };
+  const webhookSides = Object.fromEntries(
+    Object.entries(events).map(([name, event]) => [
+      name,
+      async () => {
+        const { statusCode } = await lambda.webhook(event);
+        if (statusCode !== 401) throw new Error(`an unauthenticated body got ${statusCode}`);
+      },
+    ]),
+  );
+  const { small, big: bigSide, signed } = webhookSides;
+  if (!small || !bigSide || !signed) throw new Error("a webhook side is missing");
+  await interleave({ small, big: bigSide }, "small", { rounds: 1, calls: 2000 }); // warm-up
+  const refused = await interleave({ small, big: bigSide }, "small", { rounds: 11, calls: 5000 });
+  // A signature must be checked over every byte: fewer calls, the same baseline.
+  const withSignature = await interleave({ small, signed }, "small", { rounds: 5, calls: 10 });
+  for (const [name, value] of Object.entries(before)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  const bigRatio = refused.big;
+  const signedRatio = withSignature.signed;
+  rows.push([
+    "webhook 401, unauthenticated 5 MB body / 1 KB body",
+    `${bigRatio?.median.toFixed(2)} × (${bigRatio ? range(bigRatio) : ""}; ${bigRatio?.microseconds.toFixed(0)} µs vs ${refused.small?.microseconds.toFixed(0)} µs)`,
+    "≤ 2 ×",
+    (bigRatio?.median ?? Number.POSITIVE_INFINITY) <= 2,
+  ]);
+  rows.push([
+    "  the same 5 MB with a wrong X-Signature (one HMAC and one scan of the body)",
+    `${signedRatio?.median.toFixed(0)} × (${((signedRatio?.microseconds ?? 0) / 1000).toFixed(1)} ms)`,
+    "",
+    false,
+  ]);
+}
+
 function sizes(): void {
   const segment = statSync(SEGMENT_FUNCTION).size;
   const lambda = statSync(LAMBDA_HANDLER).size;
@@ -666,6 +755,7 @@ async function main(): Promise<void> {
     queued,
     unchanged: unchangedTrace,
     events: surveyEventsTrace,
+    hostile,
     sizes,
   };
   const chosen = process.argv.slice(2);

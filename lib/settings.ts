@@ -279,7 +279,9 @@ function parseBaseUrl(value: unknown): Parsed<string> {
       problem: `must be an https:// URL without credentials, query or fragment (plain http:// only to 127.0.0.1, localhost or [::1]). Leave it empty for ${DEFAULT_API_BASE_URL}.`,
     };
   }
-  return { ok: true, value: `${url.origin}${url.pathname.replace(/\/+$/, "")}` };
+  // Only a run's first slash may start the match: `/\/+$/` rescanned a run of slashes from each of
+  // them (30,000 took 0.4 s).
+  return { ok: true, value: `${url.origin}${url.pathname.replace(/(?<!\/)\/+$/, "")}` };
 }
 
 /** Refiner's hosts, or this machine. The hostname is the WHATWG parser's: `\` and `@` cannot fool it. */

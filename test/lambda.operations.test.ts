@@ -134,9 +134,25 @@ describe("secrets from Secrets Manager", () => {
       }),
     ]);
     expect(metricLines).toContainEqual(expect.objectContaining({ Misconfigured: 1 }));
-    const answer = await lambda.webhook(webhookPost(JSON.stringify(loadEvent("track"))));
+    // The webhook's caller is not known before the secret is read: its 503 names nothing internal,
+    // and the log has the cause under the request id.
+    const answer = await lambda.webhook(
+      webhookPost(JSON.stringify(loadEvent("track"))),
+      context("r-webhook"),
+    );
     expect(answer.statusCode).toBe(503);
-    expect(JSON.parse(String(answer.body)).error).toContain(`The secret ${SECRET_ID} could not`);
+    expect(JSON.parse(String(answer.body))).toEqual({
+      error:
+        "This endpoint is not ready to take events yet; its operator finds why in the function's log.",
+    });
+    expect(String(answer.body)).not.toMatch(/AccessDenied|refiner-destination|arn:/);
+    expect(logged).toContainEqual([
+      "error",
+      {
+        requestId: "r-webhook",
+        message: `Webhook answered 503 until it is configured: The secret ${SECRET_ID} could not be read (AccessDeniedException: refused by the local stand-in). Check that it exists (refiner-destination secret) and that the function's role may read it.`,
+      },
+    ]);
     expect(metricLines.at(-1)).toMatchObject({ Misconfigured: 1 });
     expect(refiner.requests).toHaveLength(0);
 

@@ -1,7 +1,8 @@
 // The table of delivered messageIds on DynamoDB (serverless.yml, DeliveredTable), built once per
-// cold start. The key is the messageId; `expiresAt` (epoch seconds) lets DynamoDB's TTL delete an
-// item once no copy of its event can still arrive. A local endpoint (AWS_ENDPOINT_URL_DYNAMODB or
-// AWS_ENDPOINT_URL, as for the tests' emulator) is given to the client explicitly, as for SQS.
+// cold start. The key is the messageId (a digest of it when it is long: tableKey); `expiresAt`
+// (epoch seconds) lets DynamoDB's TTL delete an item once no copy of its event can still arrive.
+// A local endpoint (AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL, as for the tests' emulator) is
+// given to the client explicitly, as for SQS.
 
 import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
 import { pool } from "../delivery/deliver.ts";
@@ -20,6 +21,33 @@ const WRITE_ITEMS = 25;
 const CALLS_IN_FLIGHT = 8;
 /** Unprocessed keys or items (DynamoDB's throttling) are tried again this many times. */
 const ATTEMPTS = 3;
+
+/**
+ * The longest messageId kept as the key as it is. DynamoDB refuses a partition key over 2,048 bytes
+ * of UTF-8, and one such key fails the whole BatchGetItem of 100; 512 UTF-16 units are at most
+ * 1,536 bytes.
+ */
+export const MAX_KEY_CHARACTERS = 512;
+const DIGEST_PREFIX = "sha256:";
+
+/**
+ * The table's key for a messageId: the id itself, or for one that is longer than
+ * MAX_KEY_CHARACTERS, not well-formed UTF-16 (DynamoDB takes only valid UTF-8) or could be taken
+ * for a digest, `sha256:` and the hex SHA-256 of its UTF-8 bytes.
+ */
+export function tableKey(messageId: string): string {
+  const asIs =
+    messageId.length <= MAX_KEY_CHARACTERS &&
+    !messageId.startsWith(DIGEST_PREFIX) &&
+    !LONE_SURROGATE.test(messageId);
+  if (asIs) return messageId;
+  // Required here, as the SDK below: what a cold start loads stays as it was.
+  const { createHash }: typeof import("node:crypto") = require("node:crypto");
+  return `${DIGEST_PREFIX}${createHash("sha256").update(messageId, "utf8").digest("hex")}`;
+}
+
+// With the u flag a pair is one code point, so only a half without its other half matches.
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** The table, its client built on first use. */
 export function dynamoDeliveredTable(
@@ -59,11 +87,13 @@ function buildTable(
   return {
     async find(ids) {
       const found = new Set<string>();
+      // Each key back to its messageId (two ids with one digest would share their answer).
+      const idOf = new Map(ids.map((id) => [tableKey(id), id]));
       await pool(
-        chunks(ids, GET_KEYS),
+        chunks([...idOf.keys()], GET_KEYS),
         async (chunk) => {
-          let keys: Record<string, AttributeValue>[] = chunk.map((id) => ({
-            messageId: { S: id },
+          let keys: Record<string, AttributeValue>[] = chunk.map((key) => ({
+            messageId: { S: key },
           }));
           for (let attempt = 0; attempt < ATTEMPTS && keys.length; attempt++) {
             const answer = await client.send(
@@ -78,7 +108,7 @@ function buildTable(
               }),
             );
             for (const item of answer.Responses?.[tableName] ?? []) {
-              const id = item.messageId?.S;
+              const id = idOf.get(item.messageId?.S ?? "");
               if (id !== undefined) found.add(id);
             }
             keys = answer.UnprocessedKeys?.[tableName]?.Keys ?? [];
@@ -92,10 +122,10 @@ function buildTable(
     async record(ids) {
       const expiresAt = String(Math.floor(now() / 1000) + DELIVERED_TTL_SECONDS);
       await pool(
-        chunks([...new Set(ids)], WRITE_ITEMS),
+        chunks([...new Set(ids.map(tableKey))], WRITE_ITEMS),
         async (chunk) => {
-          let writes: WriteRequest[] = chunk.map((id) => ({
-            PutRequest: { Item: { messageId: { S: id }, expiresAt: { N: expiresAt } } },
+          let writes: WriteRequest[] = chunk.map((key) => ({
+            PutRequest: { Item: { messageId: { S: key }, expiresAt: { N: expiresAt } } },
           }));
           for (let attempt = 0; attempt < ATTEMPTS && writes.length; attempt++) {
             const answer = await client.send(

@@ -34,7 +34,7 @@ import {
   redactSecrets,
   secretVariables,
 } from "./lambda-config.ts";
-import { keyNotices, log, setRequestId } from "./log.ts";
+import { eventText, keyNotices, log, setRequestId } from "./log.ts";
 import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metrics.ts";
 
 /** What one Lambda instance builds at its cold start and keeps for every invocation. */
@@ -325,8 +325,8 @@ function logFailure(
     {
       outcome: retrying ? "retry" : outcome.reason,
       error: outcome.message,
-      type: typeof type === "string" ? type : undefined,
-      messageId: typeof messageId === "string" ? messageId : undefined,
+      type: eventText(type),
+      messageId: eventText(messageId),
     },
   );
 }

@@ -33,8 +33,7 @@ export function log(level: Level, message: string, fields: Record<string, unknow
   (level === "ERROR" ? process.stderr : process.stdout).write(`${line}\n`);
 }
 
-/** Key names shown at most this long, and this many said once each (after that only counted). */
-const KEY_SHOWN = 100;
+/** Key names said once each, this many at most (after that only counted). */
 const KEYS_SAID = 1000;
 
 /**
@@ -48,7 +47,7 @@ export function keyNotices(
   const said = new Set<string>();
   return (kind, key) => {
     count(kind);
-    const name = key.length > KEY_SHOWN ? `${key.slice(0, KEY_SHOWN)}…` : key;
+    const name = eventText(key) ?? "";
     if (said.has(`${kind}:${name}`) || said.size >= KEYS_SAID) return;
     said.add(`${kind}:${name}`);
     say(
@@ -58,4 +57,17 @@ export function keyNotices(
       name,
     );
   };
+}
+
+/** The most of an event's own text (its messageId, its type) a line holds; Segment's are under 60. */
+export const MAX_EVENT_TEXT = 100;
+
+/**
+ * An event-supplied string for a log line, cut to MAX_EVENT_TEXT characters with its length said;
+ * undefined for anything that is not a string. Anyone with a site's write key chooses these.
+ */
+export function eventText(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  if (value.length <= MAX_EVENT_TEXT) return value;
+  return `${value.slice(0, MAX_EVENT_TEXT)}… (${value.length} characters)`;
 }

@@ -38,34 +38,21 @@ export async function handleWebhook(
       { allow: ACCEPTED_METHODS.join(", ") },
     );
   }
-  if (request.body.length > MAX_BODY_BYTES) {
-    return reply(413, { error: `The body is larger than ${MAX_BODY_BYTES} bytes.` });
-  }
-
   if (!isSigned(config) && !config.allowUnsignedWebhooks) {
     // A public URL without a secret would let anyone write into the customer's Refiner. 503 makes
     // Segment keep the events while the secret is being set. When the stage's secret could not be
-    // read, that is the cause to name.
+    // read, that is the cause; either way the caller is not known yet, so only the log says it.
     lambda.metrics.count("Misconfigured");
-    if (!config.settings.ok) {
-      return reply(503, { error: redactSecrets(config.settings.message, config) });
-    }
-    log("ERROR", "Webhook refused: neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set");
-    return reply(503, {
-      error:
-        "This endpoint has no SEGMENT_SHARED_SECRET or SEGMENT_WEBHOOK_TOKEN. Set them (ALLOW_UNSIGNED_WEBHOOKS=true only for local testing).",
-    });
+    return notReady(
+      config.settings.ok
+        ? "neither SEGMENT_SHARED_SECRET nor SEGMENT_WEBHOOK_TOKEN is set. Set them (ALLOW_UNSIGNED_WEBHOOKS=true only for local testing)."
+        : redactSecrets(config.settings.message, config),
+    );
   }
 
-  let body: unknown;
-  let parsed = true;
-  try {
-    body = JSON.parse(request.body.toString("utf8"));
-  } catch {
-    parsed = false;
-  }
-
-  const access = await authenticate(request, body, config);
+  // Authenticated on the raw bytes: nothing is parsed for a caller who is not Segment.
+  const access = await authenticate(request, config);
+  if (access === "too large") return tooLarge();
   if (access === "first event only") {
     log("ERROR", FIRST_EVENT_ONLY);
     return reply(503, { error: FIRST_EVENT_ONLY });
@@ -75,8 +62,24 @@ export async function handleWebhook(
       error: "Missing or wrong token, or X-Signature, for this body and the configured secrets.",
     });
   }
+  return authenticated(request, lambda, runtime);
+}
 
-  if (!parsed) return reply(400, { error: "The body is not JSON." });
+/** What an authenticated request gets: its events delivered (queued), or what is wrong. */
+async function authenticated(
+  request: WebhookRequest,
+  lambda: LambdaInstance,
+  runtime: Runtime,
+): Promise<WebhookResult> {
+  const { config } = lambda;
+  const bytes = request.bytes();
+  if (bytes.length > MAX_BODY_BYTES) return tooLarge();
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return reply(400, { error: "The body is not JSON." });
+  }
   if (Array.isArray(body) && body.length > MAX_BATCH_EVENTS) {
     return reply(413, {
       error: `The batch has ${body.length} events; Segment sends at most ${MAX_BATCH_EVENTS}.`,
@@ -106,12 +109,29 @@ function isSigned(config: LambdaConfig): boolean {
   return config.sharedSecrets.length > 0 || config.webhookTokens.length > 0;
 }
 
+/**
+ * The answer before the caller is known to be Segment: a 503 that names nothing internal (no
+ * secret's name, no role, no AWS error). The cause goes to the log, with the request id.
+ */
+function notReady(cause: string): WebhookResult {
+  log("ERROR", `Webhook answered 503 until it is configured: ${cause}`);
+  return reply(503, {
+    error:
+      "This endpoint is not ready to take events yet; its operator finds why in the function's log.",
+  });
+}
+
+function tooLarge(): WebhookResult {
+  return reply(413, { error: `The body is larger than ${MAX_BODY_BYTES} bytes.` });
+}
+
 const FIRST_EVENT_ONLY =
-  "Webhook batch refused with 503 so that Segment keeps it: only its first event is signed, so the rest is not authenticated. Set SEGMENT_WEBHOOK_TOKEN and add ?token=<the token> to the Webhooks destination's URL (or send it as the header Authorization: Bearer <the token>), or turn batching off.";
+  "Webhook batch refused with 503 so that Segment keeps it: only its first event is signed, so the rest is not authenticated. Set SEGMENT_WEBHOOK_TOKEN and send it as the header Authorization: Bearer <the token> (the mapping's Headers field), or add ?token=<the token> to the Webhooks destination's URL, or turn batching off.";
 
 interface WebhookRequest {
   method: string;
-  body: Buffer;
+  /** The body's bytes, decoded on first use (once authenticated, or to check a signature). */
+  bytes: () => Buffer;
   signature: string | undefined;
   /** Tokens the request carries: the `Authorization: Bearer` header and the URL's `token`. */
   tokens: string[];
@@ -123,7 +143,8 @@ function readRequest(event: APIGatewayProxyEventV2 | null | undefined): WebhookR
   if (!event || typeof method !== "string") {
     return "Not a Function URL request: expected an HTTP POST from Segment's Webhooks destination.";
   }
-  if (event.body !== undefined && typeof event.body !== "string") return "The body is not text.";
+  const text = event.body ?? "";
+  if (typeof text !== "string") return "The body is not text.";
   const headers = event.headers ?? {};
   const named = (name: string) =>
     Object.entries(headers)
@@ -145,9 +166,13 @@ function readRequest(event: APIGatewayProxyEventV2 | null | undefined): WebhookR
   if (bearer) tokens.push(bearer);
   const inUrl = new URLSearchParams(event.rawQueryString ?? "").getAll("token");
   tokens.push(...inUrl.filter(Boolean));
+  let bytes: Buffer | undefined;
   return {
     method,
-    body: Buffer.from(event.body ?? "", event.isBase64Encoded ? "base64" : "utf8"),
+    bytes: () => {
+      bytes ??= Buffer.from(text, event.isBase64Encoded ? "base64" : "utf8");
+      return bytes;
+    },
     signature,
     tokens,
   };
@@ -157,13 +182,13 @@ function readRequest(event: APIGatewayProxyEventV2 | null | undefined): WebhookR
  * Whether the whole request comes from Segment: by a token, or by a signature over the whole body,
  * with the current secret or, during a rotation, the previous one. A batch signed over its first
  * event only comes from Segment, but its tail could have been appended by anyone who saw one signed
- * event.
+ * event. Decided on the raw bytes, never parsing them: a token touches no byte of the body, a
+ * signature costs one HMAC over it (and over its first event, found by a linear scan).
  */
 async function authenticate(
   request: WebhookRequest,
-  body: unknown,
   config: LambdaConfig,
-): Promise<"authenticated" | "first event only" | "refused"> {
+): Promise<"authenticated" | "first event only" | "refused" | "too large"> {
   const { sharedSecrets, webhookTokens } = config;
   if (!isSigned(config)) return "authenticated"; // ALLOW_UNSIGNED_WEBHOOKS, checked before
   // Loaded on first use: requiring it at module load added 5–10 % to the Lambda's cold start.
@@ -178,21 +203,63 @@ async function authenticate(
   );
   if (tokenMatches) return "authenticated";
   if (!sharedSecrets.length || !request.signature) return "refused";
+  const body = request.bytes();
+  if (body.length > MAX_BODY_BYTES) return "too large";
   const given = request.signature.trim().toLowerCase();
-  const signs = (data: Buffer | string) =>
+  const signs = (data: Uint8Array) =>
     sharedSecrets.some((secret) =>
       sameSecret(given, createHmac("sha1", secret).update(data).digest("hex")),
     );
-  if (signs(request.body)) return "authenticated";
-  if (!Array.isArray(body) || body.length === 0) return "refused";
-  let first: string;
-  try {
-    first = JSON.stringify(body[0]);
-  } catch {
-    return "refused"; // nested too deep to serialize: Segment cannot have signed it either
-  }
-  if (!signs(first)) return "refused";
+  if (signs(body)) return "authenticated";
+  const first = firstElement(body);
+  if (!first || !signs(first)) return "refused";
   return config.allowFirstEventSignature ? "authenticated" : "first event only";
+}
+
+const [TAB, LF, CR, SPACE, QUOTE, COMMA, BACKSLASH] = [0x09, 0x0a, 0x0d, 0x20, 0x22, 0x2c, 0x5c];
+const [OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT] = [0x5b, 0x5d, 0x7b, 0x7d];
+
+function isSpace(byte: number | undefined): boolean {
+  return byte === SPACE || byte === LF || byte === CR || byte === TAB;
+}
+
+/**
+ * The bytes of a JSON array's first element as they stand in `body`, or undefined when `body` is
+ * not an array with one. Segment signs a batch's `JSON.stringify(events[0])`, which is exactly
+ * those bytes (docs/lambda.md): found in one pass that counts brackets outside strings, so that
+ * no body, whatever its shape, costs more than reading it once.
+ */
+export function firstElement(body: Uint8Array): Uint8Array | undefined {
+  let at = 0;
+  while (isSpace(body[at])) at++;
+  if (body[at] !== OPEN_ARRAY) return undefined;
+  let start = at + 1;
+  while (isSpace(body[start])) start++;
+  let depth = 0;
+  let inString = false;
+  for (at = start; at < body.length; at++) {
+    const byte = body[at];
+    if (inString) {
+      if (byte === BACKSLASH) at++;
+      else if (byte === QUOTE) {
+        inString = false;
+        if (depth === 0) return body.subarray(start, at + 1);
+      }
+    } else if (byte === QUOTE) inString = true;
+    else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) depth++;
+    else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT || byte === COMMA) {
+      // At depth 0, a number, true, false or null ends here.
+      if (depth === 0) return primitiveBefore(body, start, at);
+      if (byte !== COMMA && --depth === 0) return body.subarray(start, at + 1);
+    }
+  }
+  return undefined;
+}
+
+function primitiveBefore(body: Uint8Array, start: number, end: number): Uint8Array | undefined {
+  let last = end;
+  while (last > start && isSpace(body[last - 1])) last--;
+  return last > start ? body.subarray(start, last) : undefined;
 }
 
 /**
