@@ -90,10 +90,12 @@ function parseCommand<O extends Options>(name: string, usage: string, args: stri
     return parseArgs({ args, options, allowPositionals: name === "send", strict: true });
   } catch (error) {
     // Node's message goes on about positionals after "--": its first sentence says it all.
-    const message = String((error as Error).message).split(/(?<=\.) /)[0];
+    const message = String((error as Error).message)
+      .split(/(?<=\.) /)[0]
+      ?.replace(/\.$/, "");
     const line = usage.split("\n")[1]?.trim();
     process.stderr.write(
-      `refiner-destination ${name}: ${message}\nUsage: ${line}\n(refiner-destination ${name} --help lists every option.)\n`,
+      `refiner-destination ${name}: ${message}.\nUsage: ${line}\n(refiner-destination ${name} --help lists every option.)\n`,
     );
     return 2;
   }
