@@ -35,6 +35,8 @@ export function askTerminal(input: NodeJS.ReadStream, output: NodeJS.WritableStr
   let pending = "";
   const ask = (question: string) =>
     new Promise<string>((resolve) => {
+      // Echo is off before the question shows, so nothing typed after it can appear.
+      input.setRawMode(true);
       output.write(question);
       let answer = "";
       const finish = () => {
@@ -67,7 +69,6 @@ export function askTerminal(input: NodeJS.ReadStream, output: NodeJS.WritableStr
       const onData = (chunk: Buffer | string) => {
         if (take(String(chunk))) finish();
       };
-      input.setRawMode(true);
       if (take(pending)) {
         finish();
         return;
