@@ -227,7 +227,7 @@ function prepare(options: SendOptions): Run | number {
       halt.signal.addEventListener("abort", () => resolve(), { once: true }),
     ),
     fatal: undefined,
-    census: new TraitCensus(),
+    census: new TraitCensus(parsed.settings),
   };
 }
 
@@ -300,7 +300,10 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
   const sent = mapMemory();
   let shown = 0;
   const dryRun = (job: Job<Item>): Outcome => {
-    run.census.add(job.request.call);
+    run.census.add(
+      job.request.call,
+      job.items.map((item) => item.event),
+    );
     if (shown < options.show) {
       shown += 1;
       options.stdout.write(`would send: ${describeCall(job.request.call)}\n`);

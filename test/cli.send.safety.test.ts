@@ -60,11 +60,17 @@ interface Run {
   stderr: string;
 }
 
-function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
+function start(
+  args: string[],
+  variables: Record<string, string> = {},
+): { child: ChildProcess; done: Promise<Run> } {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith("REFINER_")),
   );
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: dir,
+    env: { ...env, ...variables },
+  });
   children.add(child);
   let stdout = "";
   let stderr = "";
@@ -364,5 +370,33 @@ describe("what a run says", () => {
     expect(readFileSync(join(dir, "refiner-send.checkpoint.json"), "utf8")).toContain(
       '"version":2',
     );
+  });
+
+  it("prints, beside each trait of the census, the spelling the lists take, and a list of those works", async () => {
+    const input = file(
+      "census.ndjson",
+      ndjson([
+        {
+          type: "identify",
+          userId: "c1",
+          traits: { firstName: "Ada", address: { postalCode: "75001" }, plan: "pro" },
+          messageId: "census-1",
+        },
+      ]),
+    );
+    const all = await start(["send", input, "--dry-run", "--show", "0"]).done;
+    expect(all.stdout).toContain(
+      "  most frequent user traits, by requests: address_postal_code (1; in the lists: address.postalCode), first_name (1; in the lists: firstName), plan (1)\n",
+    );
+    // Copied from the census into the allow list, as a user would.
+    const spellings = [...all.stdout.matchAll(/in the lists: ([^)]+)\)/g)].map((match) => match[1]);
+    expect(spellings).toEqual(["address.postalCode", "firstName"]);
+    const chosen = await start(["send", input, "--dry-run", "--show", "1"], {
+      REFINER_TRAIT_ALLOW_LIST: spellings.join(","),
+    }).done;
+    expect(chosen.stdout).toContain(
+      'would send: POST /identify-user {"first_name":"Ada","address_postal_code":"75001","id":"c1"}\n',
+    );
+    expect(chosen.stdout).toContain("2 user traits, 0 account traits.");
   });
 });
