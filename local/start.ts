@@ -159,10 +159,12 @@ async function main(): Promise<void> {
 function emulatorLine(request: RecordedRequest, reply: Reply): string {
   const call = `${request.method} ${request.path}`;
   const body = request.body === undefined ? "" : ` ${JSON.stringify(request.body)}`;
-  const status = "status" in reply ? (reply.status ?? 200) : undefined;
-  if (status !== undefined && status >= 200 && status < 300) return `  Refiner ← ${call}${body}`;
-  const why = "body" in reply && reply.body !== undefined ? ` ${JSON.stringify(reply.body)}` : "";
-  return `  Refiner refused ${call} with ${status ?? "no answer"}${why}`;
+  if ("hang" in reply) return `  Refiner leaves ${call} unanswered`;
+  if ("drop" in reply) return `  Refiner drops the connection of ${call}`;
+  const status = reply.status ?? 200;
+  if (status >= 200 && status < 300) return `  Refiner ← ${call}${body}`;
+  const why = reply.body === undefined ? "" : ` ${JSON.stringify(reply.body)}`;
+  return `  Refiner refused ${call} with ${status}${why}`;
 }
 
 /** How many events a 200 answer accepted: one, or a batch's 200 items. */
