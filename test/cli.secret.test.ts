@@ -148,7 +148,7 @@ describe("refiner-destination secret", () => {
       SEGMENT_SHARED_SECRET: "whsec_shared_new_9z",
       SEGMENT_WEBHOOK_TOKEN: rotating.SEGMENT_WEBHOOK_TOKEN,
     });
-  });
+  }, 60_000);
 
   it("writes nothing without an API key, and needs --stage", async () => {
     const empty = await secret(["--stage", "prod"], ["", ""]);
@@ -189,7 +189,7 @@ describe("refiner-destination secret", () => {
     const next = await secret(["--stage", "prod", "--rotate"], ["", ""]);
     expect(next.status).toBe(0);
     expect(stored().SEGMENT_WEBHOOK_TOKEN_PREVIOUS).toBe(rotating.SEGMENT_WEBHOOK_TOKEN);
-  });
+  }, 60_000);
 
   it("prints a new token only after the write succeeded", async () => {
     const { child, result, done } = start(["--stage", "prod"], local());
@@ -250,5 +250,5 @@ describe("refiner-destination secret", () => {
     expect(screen).not.toContain(KEY);
     expect(screen).not.toContain("whsec");
     expect(screen).toContain(`?token=${stored().SEGMENT_WEBHOOK_TOKEN}`);
-  });
+  }, 60_000);
 });
