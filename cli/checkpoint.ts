@@ -194,6 +194,7 @@ export function loadCheckpoint(path: string, inputs: InputId[]): Resumed | undef
 
 /** Whether the file at `path` begins with the bytes the prefix describes. */
 function startsWith(path: string, prefix: Prefix): boolean {
+  if (prefix.bytes === 0) return true; // nothing was read (a file that could not be opened)
   let fd: number;
   try {
     fd = openSync(path, "r");

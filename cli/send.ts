@@ -239,7 +239,12 @@ function openCheckpoint(
   options: SendOptions,
   inputs: InputId[],
 ): { lock: Lock; resumed?: Resumed } | string {
-  const lock = lockCheckpoint(options.checkpoint);
+  let lock: Lock | string;
+  try {
+    lock = lockCheckpoint(options.checkpoint);
+  } catch (error) {
+    return `the checkpoint's lock cannot be written beside ${options.checkpoint} (${describe(error)}): give --checkpoint a file in a folder you can write to.`;
+  }
   if (typeof lock === "string") return lock;
   if (options.restart) return { lock };
   try {
