@@ -38,6 +38,7 @@ export interface Prefix {
 export class PrefixHash {
   private readonly hash: Hash = createHash("sha256");
   private bytes = 0;
+  private last: Prefix | undefined;
 
   /** `verified`: what the checkpoint held and the file still begins with; never less is saved. */
   constructor(private readonly verified: Prefix | undefined) {}
@@ -49,7 +50,11 @@ export class PrefixHash {
 
   prefix(): Prefix {
     if (this.verified && this.verified.bytes >= this.bytes) return this.verified;
-    return { bytes: this.bytes, sha256: this.hash.copy().digest("hex") };
+    // The checkpoint is saved after every answer: an input not read since keeps its digest.
+    if (this.last?.bytes !== this.bytes) {
+      this.last = { bytes: this.bytes, sha256: this.hash.copy().digest("hex") };
+    }
+    return this.last;
   }
 }
 
