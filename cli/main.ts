@@ -33,8 +33,9 @@ const SEND_USAGE = `Usage:
       --unanswered N     stop, keeping the checkpoint, after N requests in a row got no answer
                          (a timeout or no connection; default ${UNANSWERED})
       Exits 0 when every input was read whole and every event delivered or skipped; 1 when
-      something was rejected, undelivered or unreadable; 2 on usage errors; 130 after Ctrl-C
-      (run the same command again to resume).
+      something was rejected, undelivered or unreadable, or the run stopped (a refused key,
+      Refiner not answering: run the same command again to resume); 2 on usage errors, a
+      checkpoint another run holds or one that does not match the inputs; 130 after Ctrl-C.
 `;
 
 const DEPLOY_USAGE = `Usage:
