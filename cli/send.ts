@@ -715,7 +715,9 @@ function summary(
     lines.push(`Undelivered events are in ${options.failures}: send that file again later.`);
   }
   if (incomplete.length) lines.push(`Not read to the end: ${incomplete.join(", ")}.`);
-  if (interrupted) {
+  if (interrupted && options.files.includes("-")) {
+    lines.push("Standard input cannot be resumed: a rerun sends it from the start again.");
+  } else if (interrupted) {
     lines.push(`Progress is saved in ${options.checkpoint}: run the same command again to resume.`);
   }
   return `${lines.join("\n")}\n`;
