@@ -2,13 +2,13 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { boundedFetch, type Fetch } from "../lib/refiner/client.ts";
 import { settingsFromEnvironment } from "../lib/settings.ts";
 import { DEFAULT_SEGMENT_API_URL, deploySegmentFunction } from "./deploy-segment.ts";
-import { secretsManagerStore, updateSecret } from "./secret.ts";
-import { SENDABLE_TYPES, send, WINDOW_EVENTS } from "./send.ts";
+import { askLines, askTerminal } from "./prompt.ts";
+import { awsProblem, secretsManagerStore, updateSecret } from "./secret.ts";
+import { SENDABLE_TYPES, send, TIMEOUT_SECONDS, UNANSWERED, WINDOW_EVENTS } from "./send.ts";
 
 const SEND_USAGE = `Usage:
   refiner-destination send FILE... [options]
@@ -28,24 +28,37 @@ const SEND_USAGE = `Usage:
       --show N           requests a dry run prints (default 10)
       --window N         a contact's identifies and groups within N events become one request
                          (default ${WINDOW_EVENTS}, at most a minute of reading)
+      --timeout S        seconds a request waits for Refiner's answer (default ${TIMEOUT_SECONDS},
+                         more than 1)
+      --unanswered N     stop, keeping the checkpoint, after N requests in a row got no answer
+                         (a timeout or no connection; default ${UNANSWERED})
       Exits 0 when every input was read whole and every event delivered or skipped; 1 when
-      something was rejected, undelivered or unreadable; 2 on usage errors; 130 after Ctrl-C
-      (run the same command again to resume).
+      something was rejected, undelivered or unreadable, or the run stopped (a refused key,
+      Refiner not answering: run the same command again to resume); 2 on usage errors, a
+      checkpoint another run holds or one that does not match the inputs; 130 after Ctrl-C.
 `;
 
-const USAGE = `${SEND_USAGE}
+const DEPLOY_USAGE = `Usage:
   refiner-destination deploy-segment [--display-name NAME]
       Creates or updates the destination function (dist/segment-function.js) in a Segment
       workspace. Needs SEGMENT_TOKEN; SEGMENT_API_URL for EU workspaces
       (https://eu1.api.segmentapis.com). Default name: "Refiner".
+`;
 
+const SECRET_USAGE = `Usage:
   refiner-destination secret --stage STAGE [--rotate | --end-rotation]
       Creates or updates the stage's secret in AWS Secrets Manager (refiner-destination/STAGE),
       which the deployed functions read: asks for the Refiner API key and the Webhooks shared
-      secret on standard input, and makes the webhook token. An empty answer keeps a value.
-      --rotate makes a new token and keeps the old values beside the new ones until
-      --end-rotation. Uses the AWS credentials and region of this shell.
+      secret (hidden as you type on a terminal, else one line each from standard input), and
+      makes the webhook token. An empty answer keeps a value. --rotate makes a new token and keeps
+      the old values beside the new ones until --end-rotation (a second --rotate waits for it).
+      Uses the AWS credentials and region of this shell.
 `;
+
+const USAGE = [SEND_USAGE, DEPLOY_USAGE, SECRET_USAGE]
+  .map((usage) => usage.replace("Usage:\n", ""))
+  .join("\n")
+  .replace(/^/, "Usage:\n");
 
 const nodeFetch = fetch as unknown as Fetch;
 // Node's fetch has no `size` option: answers to `send` are read through boundedFetch.
@@ -54,36 +67,70 @@ const refinerFetch = boundedFetch(nodeFetch);
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "send") return sendCommand(rest);
-  if (command === "deploy-segment" && (rest.includes("--help") || rest.includes("-h"))) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
   if (command === "deploy-segment") return deployCommand(rest);
   if (command === "secret") return secretCommand(rest);
   const help =
     command === undefined || command === "--help" || command === "-h" || command === "help";
+  if (!help) process.stderr.write(`refiner-destination: unknown command '${command}'\n\n`);
   (help ? process.stdout : process.stderr).write(USAGE);
   return help ? 0 : 2;
 }
 
-async function sendCommand(args: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseSendArgs>;
-  try {
-    parsed = parseSendArgs(args);
-  } catch (error) {
-    process.stderr.write(`refiner-destination send: ${(error as Error).message}\n\n${SEND_USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(SEND_USAGE);
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * The subcommand's options, or its exit status: `--help` prints its usage (0); an unknown option or
+ * a missing value, one line saying so and the usage line (2), never a stack trace.
+ */
+function parseCommand<O extends Options>(name: string, usage: string, args: string[], options: O) {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(usage);
     return 0;
   }
+  try {
+    return parseArgs({ args, options, allowPositionals: name === "send", strict: true });
+  } catch (error) {
+    // Node's message goes on about positionals after "--": its first sentence says it all.
+    const message = String((error as Error).message)
+      .split(/(?<=\.) /)[0]
+      ?.replace(/\.$/, "");
+    const line = usage.split("\n")[1]?.trim();
+    process.stderr.write(
+      `refiner-destination ${name}: ${message}.\nUsage: ${line}\n(refiner-destination ${name} --help lists every option.)\n`,
+    );
+    return 2;
+  }
+}
+
+const SEND_OPTIONS = {
+  "api-key": { type: "string" },
+  "api-base-url": { type: "string" },
+  types: { type: "string" },
+  rate: { type: "string", default: "3600" },
+  failures: { type: "string", default: "refiner-failures.ndjson" },
+  rejected: { type: "string", default: "refiner-rejected.ndjson" },
+  checkpoint: { type: "string", default: "refiner-send.checkpoint.json" },
+  restart: { type: "boolean", default: false },
+  attempts: { type: "string", default: "5" },
+  backoff: { type: "string", default: "1000" },
+  "dry-run": { type: "boolean", default: false },
+  show: { type: "string", default: "10" },
+  window: { type: "string", default: String(WINDOW_EVENTS) },
+  timeout: { type: "string", default: String(TIMEOUT_SECONDS) },
+  unanswered: { type: "string", default: String(UNANSWERED) },
+} as const satisfies Options;
+
+async function sendCommand(args: string[]): Promise<number> {
+  const parsed = parseCommand("send", SEND_USAGE, args, SEND_OPTIONS);
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   const rate = Number(values.rate);
   const attempts = Number(values.attempts);
   const backoffMs = Number(values.backoff);
   const show = Number(values.show);
   const window = Number(values.window);
+  const timeoutMs = Number(values.timeout) * 1000;
+  const unanswered = Number(values.unanswered);
   const types =
     values.types === undefined
       ? [...SENDABLE_TYPES]
@@ -98,6 +145,9 @@ async function sendCommand(args: string[]): Promise<number> {
     !(Number.isInteger(show) && show >= 0) && "--show must be a whole number",
     !(Number.isInteger(window) && window >= 1 && window <= WINDOW_EVENTS) &&
       `--window must be a whole number from 1 to ${WINDOW_EVENTS}`,
+    !(timeoutMs > 1000) && "--timeout must be a number of seconds over 1",
+    !(Number.isInteger(unanswered) && unanswered >= 1) &&
+      "--unanswered must be a whole number of at least 1",
     (unknown.length > 0 || types.length === 0) &&
       `--types takes a comma-separated list of ${SENDABLE_TYPES.join(", ")}`,
   ].filter(Boolean);
@@ -132,6 +182,8 @@ async function sendCommand(args: string[]): Promise<number> {
     types,
     attempts,
     backoffMs,
+    timeoutMs,
+    unanswered,
     fetch: refinerFetch,
     stdout: process.stdout,
     stderr: process.stderr,
@@ -139,34 +191,12 @@ async function sendCommand(args: string[]): Promise<number> {
   });
 }
 
-function parseSendArgs(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      "api-key": { type: "string" },
-      "api-base-url": { type: "string" },
-      types: { type: "string" },
-      rate: { type: "string", default: "3600" },
-      failures: { type: "string", default: "refiner-failures.ndjson" },
-      rejected: { type: "string", default: "refiner-rejected.ndjson" },
-      checkpoint: { type: "string", default: "refiner-send.checkpoint.json" },
-      restart: { type: "boolean", default: false },
-      attempts: { type: "string", default: "5" },
-      backoff: { type: "string", default: "1000" },
-      "dry-run": { type: "boolean", default: false },
-      show: { type: "string", default: "10" },
-      window: { type: "string", default: String(WINDOW_EVENTS) },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-}
-
 async function deployCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { "display-name": { type: "string", default: "Refiner" } },
+  const parsed = parseCommand("deploy-segment", DEPLOY_USAGE, args, {
+    "display-name": { type: "string", default: "Refiner" },
   });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const token = process.env.SEGMENT_TOKEN;
   if (!token) {
     process.stderr.write(
@@ -198,46 +228,42 @@ async function deployCommand(args: string[]): Promise<number> {
 }
 
 async function secretCommand(args: string[]): Promise<number> {
-  let values: { stage?: string; rotate?: boolean; "end-rotation"?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        stage: { type: "string" },
-        rotate: { type: "boolean", default: false },
-        "end-rotation": { type: "boolean", default: false },
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`refiner-destination secret: ${(error as Error).message}\n`);
-    return 2;
-  }
+  const parsed = parseCommand("secret", SECRET_USAGE, args, {
+    stage: { type: "string" },
+    rotate: { type: "boolean", default: false },
+    "end-rotation": { type: "boolean", default: false },
+  });
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   if (!values.stage || (values.rotate && values["end-rotation"])) {
     process.stderr.write(
       "refiner-destination secret: give --stage STAGE (the one you deploy), and at most one of --rotate and --end-rotation.\n",
     );
     return 2;
   }
-  // Answers are read line by line from standard input; the questions go to standard error.
-  const lines = createInterface({ input: process.stdin, terminal: false })[Symbol.asyncIterator]();
+  // The SDK warns, over seven lines, of Node versions it will drop; this command has nothing to do
+  // with that, and the warning would bury its own line.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  // On a terminal the answers are read without echo; otherwise one line each from standard input.
+  // The questions go to standard error.
+  const ask = process.stdin.isTTY
+    ? askTerminal(process.stdin, process.stderr)
+    : askLines(process.stdin, process.stderr);
   try {
     return await updateSecret({
       stage: values.stage,
       rotate: Boolean(values.rotate),
       endRotation: Boolean(values["end-rotation"]),
       store: secretsManagerStore(process.env),
-      ask: async (question) => {
-        process.stderr.write(question);
-        const { value, done } = await lines.next();
-        return done ? "" : String(value);
-      },
+      ask,
       say: (line) => process.stdout.write(`${line}\n`),
     });
   } catch (error) {
-    process.stderr.write(
-      `refiner-destination secret: ${(error as Error).name}: ${(error as Error).message}\n`,
-    );
+    const problem = awsProblem(error);
+    process.stderr.write(`refiner-destination secret: ${problem}\n`);
     return 1;
+  } finally {
+    ask.close();
   }
 }
 

@@ -1,17 +1,15 @@
 // Reads Segment events from a file or standard input, streaming, optionally gzipped:
 // - NDJSON (Segment's archives) line by line, so a bad line costs that line only;
 // - a JSON array of events (pretty-printed or on one line, of any size), or pretty-printed objects,
-//   through stream-json's streaming parser, element by element.
+//   element by element: a value that is not valid JSON costs that value only.
 // Each item has its position in the input (`index`, counting events and unreadable values alike),
 // which the checkpoint uses to resume. A value over MAX_EVENT_BYTES is reported and skipped without
-// being kept. A read error, a truncated gzip or broken JSON ends the file: the generator throws,
-// after yielding everything read before it.
+// being kept. A read error or a truncated gzip ends the file: the generator throws, after yielding
+// everything read before it.
 
 import { createReadStream } from "node:fs";
-import { PassThrough, pipeline, Readable, Transform } from "node:stream";
+import { PassThrough, pipeline, type Readable, Transform } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { parser } from "stream-json";
-import Assembler from "stream-json/assembler.js";
 
 export type ReadItem =
   | { index: number; event: unknown }
@@ -23,8 +21,8 @@ export const MAX_EVENT_BYTES = 1024 * 1024;
 export interface Source {
   /** A path, or "-" for standard input. */
   name: string;
-  /** Called with the number of (compressed) bytes read so far, for progress. */
-  onBytes?: (bytes: number) => void;
+  /** Called with each chunk of the input as read (compressed, for a .gz): progress, and its hash. */
+  onChunk?: (chunk: Buffer) => void;
 }
 
 export async function* readEvents(source: Source): AsyncGenerator<ReadItem> {
@@ -106,77 +104,177 @@ async function* lines(chunks: AsyncIterable<Buffer>): AsyncGenerator<ReadItem> {
   if (item) yield item;
 }
 
-type Token = { name: string; value?: unknown };
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const NEWLINE = 0x0a;
+const isSpace = (byte: number) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 
-/** A JSON array's elements, or top-level values one after another, through stream-json. */
+/**
+ * A JSON array's elements, or top-level values one after another. A scanner finds where each value
+ * begins and ends (brackets and braces outside strings, byte by byte: every chunk is scanned to its
+ * end before the next is awaited, so nothing read is held back), and each value is parsed on its
+ * own. A value that is not valid JSON costs that value only, named by its line and byte; the
+ * values before it and after it are read as usual. Structural characters are ASCII, which no byte
+ * of a multi-byte UTF-8 character can be, so scanning bytes is safe.
+ */
 async function* values(chunks: AsyncIterable<Buffer>): AsyncGenerator<ReadItem> {
-  const tokens = parser.asStream({ jsonStreaming: true, packValues: true, streamValues: false });
-  pipeline(Readable.from(chunks), tokens, () => {});
+  const scan = new ValueScanner();
+  for await (const chunk of chunks) yield* scan.chunk(chunk);
+  yield* scan.end();
+}
 
-  let index = 0;
-  let depth = 0;
-  /** The depth at which events are: 1 inside a top-level array, else 0. */
-  let level = 0;
-  let assembler: Assembler | undefined;
-  let size = 0;
-  let skipping = false;
+class ValueScanner {
+  private index = 0;
+  /** The depth at which values are: 1 inside a top-level array, else 0. */
+  private level = 0;
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  /** The value being read: its bytes so far, where it began, and whether it is a container. */
+  private value:
+    | {
+        parts: Buffer[];
+        size: number;
+        line: number;
+        byte: number;
+        container: boolean;
+        opener: number;
+      }
+    | undefined;
+  private oversized = false;
+  private line = 1;
+  private offset = 0;
 
-  for await (const token of tokens as AsyncIterable<Token>) {
-    const opens = token.name === "startObject" || token.name === "startArray";
-    const closes = token.name === "endObject" || token.name === "endArray";
-    if (depth === 0 && token.name === "startArray") {
-      level = 1;
-      depth = 1;
-      continue;
-    }
-    if (depth === 1 && level === 1 && token.name === "endArray") {
-      level = 0;
-      depth = 0;
-      continue;
-    }
-    if (depth === level && !assembler && !skipping) {
-      assembler = new Assembler();
-      size = 0;
-    }
-    if (opens) depth += 1;
-    if (closes) depth -= 1;
-
-    if (assembler) {
-      size += typeof token.value === "string" ? token.value.length + 3 : 2;
-      if (size > MAX_EVENT_BYTES) {
-        assembler = undefined; // what was assembled is let go; the rest is passed over
-        skipping = true;
-      } else {
-        assembler.consume(token as Parameters<Assembler["consume"]>[0]);
+  *chunk(chunk: Buffer): Generator<ReadItem> {
+    let start = 0; // where the current value's bytes begin in this chunk
+    for (let at = 0; at < chunk.length; at++) {
+      const byte = chunk[at] as number;
+      if (byte === NEWLINE) this.line += 1;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (byte === BACKSLASH) this.escaped = true;
+        else if (byte === QUOTE) this.inString = false;
+        continue;
+      }
+      if (!this.value) {
+        if (isSpace(byte) || (byte === COMMA && this.depth === this.level)) continue;
+        if (byte === OPEN_BRACKET && this.depth === 0) {
+          this.level = 1; // a top-level array: its elements are the values
+          this.depth = 1;
+          continue;
+        }
+        if (byte === CLOSE_BRACKET && this.level === 1 && this.depth === 1) {
+          this.level = 0;
+          this.depth = 0;
+          continue;
+        }
+        this.begin(byte, this.offset + at);
+        start = at;
+      }
+      // Inside a value (including the byte that began it).
+      if (byte === QUOTE) this.inString = true;
+      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) this.depth += 1;
+      else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        if (this.depth > this.level) this.depth -= 1;
+        const opener = this.value?.opener;
+        if (opener === OPEN_BRACE && byte === CLOSE_BRACKET && this.depth === this.level) {
+          // `{broken ]`: an object left open by the array's end; the `]` still ends the array.
+          this.keep(chunk.subarray(start, at));
+          yield this.finish();
+          this.level = 0;
+          this.depth = 0;
+          continue;
+        }
+        if (this.value?.container && this.depth === this.level) {
+          this.keep(chunk.subarray(start, at + 1));
+          yield this.finish();
+          continue;
+        }
+        if (
+          !this.value?.container &&
+          this.depth === this.level &&
+          this.level === 1 &&
+          byte === CLOSE_BRACKET
+        ) {
+          this.keep(chunk.subarray(start, at));
+          yield this.finish();
+          this.level = 0;
+          this.depth = 0;
+        }
+      } else if (!this.value?.container && this.depth === this.level) {
+        // A value that is not an object or array ends at a comma, or at a space at the top level.
+        if (byte === COMMA || (this.level === 0 && isSpace(byte))) {
+          this.keep(chunk.subarray(start, at));
+          yield this.finish();
+        }
       }
     }
-    if (depth === level) {
-      if (skipping) {
-        yield {
-          index,
-          error: `a value larger than ${MAX_EVENT_BYTES} bytes`,
-          where: `value ${index + 1}`,
-        };
-      } else if (assembler) {
-        yield { index, event: assembler.current };
-      }
-      index += 1;
-      assembler = undefined;
-      skipping = false;
+    if (this.value) this.keep(chunk.subarray(start));
+    this.offset += chunk.length;
+  }
+
+  *end(): Generator<ReadItem> {
+    if (this.value && !this.value.container && !this.inString && this.depth === this.level) {
+      yield this.finish();
+    } else if (this.value) {
+      const { line, byte } = this.value;
+      this.value = undefined;
+      yield {
+        index: this.index++,
+        error: "the input ends in the middle of this value",
+        where: `line ${line}, byte ${byte + 1} (value ${this.index})`,
+      };
+    } else if (this.level === 1) {
+      throw new Error(`the input ends before the array's closing ] (line ${this.line})`);
     }
   }
-  if (depth !== 0) throw new Error("the input ends in the middle of a value");
+
+  private begin(opener: number, byte: number): void {
+    const container = opener === OPEN_BRACE || opener === OPEN_BRACKET;
+    this.value = { parts: [], size: 0, line: this.line, byte, container, opener };
+    this.oversized = false;
+  }
+
+  private keep(bytes: Buffer): void {
+    const value = this.value;
+    if (!value || this.oversized || bytes.length === 0) return;
+    value.size += bytes.length;
+    // What is over the limit is let go as it comes; the rest of the value is passed over.
+    if (value.size > MAX_EVENT_BYTES) {
+      this.oversized = true;
+      value.parts = [];
+    } else value.parts.push(bytes);
+  }
+
+  private finish(): ReadItem {
+    const value = this.value as NonNullable<ValueScanner["value"]>;
+    this.value = undefined;
+    const index = this.index++;
+    const where = `line ${value.line}, byte ${value.byte + 1} (value ${index + 1})`;
+    if (this.oversized) {
+      return { index, error: `a value larger than ${MAX_EVENT_BYTES} bytes`, where };
+    }
+    const text = Buffer.concat(value.parts).toString("utf8");
+    try {
+      return { index, event: JSON.parse(text) };
+    } catch {
+      return { index, error: `not valid JSON: ${text.slice(0, 80)}`, where };
+    }
+  }
 }
 
 /** The input's bytes, gunzipped when it is gzip (by its name or its first two bytes). */
-async function* decompressed({ name, onBytes }: Source): AsyncGenerator<Buffer> {
+async function* decompressed({ name, onChunk }: Source): AsyncGenerator<Buffer> {
   const raw: Readable = name === "-" ? process.stdin : createReadStream(name);
   const gzipped = name.endsWith(".gz") || (await startsWithGzipMagic(raw));
-  let bytes = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      onBytes?.(bytes);
+      onChunk?.(chunk);
       done(null, chunk);
     },
   });

@@ -11,7 +11,7 @@
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { sendPlan } from "../lib/delivery/deliver.ts";
-import { DELIVERED, describe, type Outcome } from "../lib/delivery/outcome.ts";
+import { DELIVERED, describe, type Outcome, retry } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
@@ -26,16 +26,20 @@ import {
 } from "../lib/settings.ts";
 import { TraitCensus } from "./census.ts";
 import {
+  CheckpointMismatch,
   emptyTotals,
   type InputId,
   inputId,
   loadCheckpoint,
+  PrefixHash,
+  type Resumed,
   removeCheckpoint,
   Settled,
   saveCheckpoint,
   type Totals,
 } from "./checkpoint.ts";
 import { ContactQueues, type Job } from "./contact-queues.ts";
+import { type Lock, lockCheckpoint } from "./lock.ts";
 import { readEvents } from "./read-events.ts";
 
 /** What `--types` takes: every call type Refiner receives something for. */
@@ -62,6 +66,10 @@ export interface SendOptions {
   attempts: number;
   /** The first wait before a retry; it doubles each time, and Retry-After can lengthen it. */
   backoffMs: number;
+  /** How long a request waits for Refiner's answer (over LAST_START_MS). */
+  timeoutMs: number;
+  /** Requests in a row without an answer (timeout, no connection) that stop the run. */
+  unanswered: number;
   fetch: Fetch;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
@@ -84,8 +92,19 @@ const READ_AHEAD = WINDOW_EVENTS;
 const WINDOW_MS = 60_000;
 const IN_FLIGHT = 8;
 const MAX_BACKOFF_MS = 5 * 60_000;
-/** A request's own time limit (its last second is left for the answer): no 5 s limit here. */
-const REQUEST_TIMEOUT_MS = 31_000;
+/**
+ * A request's own limit, in seconds (--timeout): no 5 s limit here, but a Refiner that takes
+ * connections and never answers must not hold a run for hours.
+ */
+export const TIMEOUT_SECONDS = 10;
+/**
+ * Requests in a row that got no answer at all before the run stops (--unanswered): with 8 in
+ * flight and the default timeout, a Refiner that stopped answering stops the run in about 10 s, and
+ * within a minute whatever the retries' back-off.
+ */
+export const UNANSWERED = 3;
+/** What the run says when Refiner stopped answering. */
+const NOT_ANSWERING = "Refiner is not answering; run the same command again to resume.";
 /** How long Ctrl-C lets requests in flight finish. */
 const GRACE_MS = 10_000;
 /** messageIds remembered to drop duplicates across the run: about 20 MB. */
@@ -103,18 +122,31 @@ interface Item {
 export async function send(options: SendOptions): Promise<number> {
   const run = prepare(options);
   if (typeof run === "number") return run;
-  const ledger = openLedger(run);
-  const queues = contactQueues(run, ledger);
-  const planner = windowPlanner(run, ledger, queues);
-  const started = Date.now();
-  const progress = progressMeter(run.totals, options.files, () => queues.pending);
-  run.terminal.progress(() => progress.line());
-  const incomplete = await readInputs(run, ledger, planner, progress);
-  if (!run.halt.signal.aborted) await planner.flush();
-  if (!run.halt.signal.aborted) await Promise.race([queues.drainTo(0), run.halted]);
-  await queues.stop(run.halt.signal.aborted ? GRACE_MS : 0);
-  run.terminal.progress(undefined);
-  return report(run, ledger, incomplete, started);
+  try {
+    const ledger = openLedger(run);
+    const queues = contactQueues(run, ledger);
+    const planner = windowPlanner(run, ledger, queues);
+    const started = Date.now();
+    const progress = progressMeter(run.totals, options.files, () => queues.pending);
+    run.terminal.progress(() => progress.line());
+    const incomplete = await readInputs(run, ledger, planner, progress);
+    if (!run.halt.signal.aborted) await planner.flush();
+    if (!run.halt.signal.aborted) await Promise.race([queues.drainTo(0), run.halted]);
+    await queues.stop(run.halt.signal.aborted ? GRACE_MS : 0);
+    run.terminal.progress(undefined);
+    return report(run, ledger, incomplete, started);
+  } finally {
+    run.lock?.release();
+  }
+}
+
+interface Fatal {
+  /** What stopped the run, for its summary. */
+  why: string;
+  /** What Refiner answered, or did not. */
+  detail: string;
+  /** What to do. */
+  next: string;
 }
 
 /** What one run keeps: its options and settings, its progress, and how it stops. */
@@ -125,7 +157,11 @@ interface Run {
   log(line: string): void;
   /** Only files can be read again, and a dry run keeps no checkpoint. */
   resumable: boolean;
+  /** Held while the run may write the checkpoint. */
+  lock: Lock | undefined;
   inputs: InputId[];
+  /** Each input's bytes read so far, hashed: the checkpoint's proof of what it was read from. */
+  hashes: PrefixHash[];
   settled: Settled[];
   /** Contacts with an undelivered event: their later events go to the failures file. */
   parked: Set<string>;
@@ -133,8 +169,8 @@ interface Run {
   /** Stops the run: Ctrl-C, or an API key Refiner refuses (every request would fail alike). */
   halt: AbortController;
   halted: Promise<void>;
-  /** Why the run stopped itself, when it did. */
-  fatal: string | undefined;
+  /** Why the run stopped itself, when it did: every further request would fail alike. */
+  fatal: Fatal | undefined;
   census: TraitCensus;
 }
 
@@ -150,10 +186,14 @@ function prepare(options: SendOptions): Run | number {
 
   const terminal = terminalOutput(stderr);
   const log = (line: string) => terminal.line(line);
-  const ids = options.files.map((file) => (file === "-" ? undefined : inputId(file)));
-  const resumable = !options.dryRun && ids.every((id) => id !== undefined);
-  const resumed =
-    resumable && !options.restart ? loadCheckpoint(options.checkpoint, ids) : undefined;
+  const resumable = !options.dryRun && options.files.every((file) => file !== "-");
+  // A file that cannot be opened is named when it is read, with the others read all the same.
+  const inputs = options.files.map((file) => inputId(file) ?? { path: resolve(file), size: 0 });
+  const opened = resumable
+    ? openCheckpoint(options, inputs)
+    : { lock: undefined, resumed: undefined };
+  if (typeof opened === "string") return usage(stderr, opened);
+  const { lock, resumed } = opened;
   if (resumed) {
     const done = settledCount(resumed.totals) + resumed.totals.unreadable;
     log(
@@ -175,7 +215,9 @@ function prepare(options: SendOptions): Run | number {
     terminal,
     log,
     resumable,
-    inputs: ids.filter((id) => id !== undefined),
+    lock,
+    inputs,
+    hashes: inputs.map((_, i) => new PrefixHash(resumed?.prefixes[i])),
     settled: resumed?.settled ?? options.files.map(() => new Settled()),
     parked: resumed?.parked ?? new Set<string>(),
     totals: resumed?.totals ?? emptyTotals(),
@@ -184,8 +226,33 @@ function prepare(options: SendOptions): Run | number {
       halt.signal.addEventListener("abort", () => resolve(), { once: true }),
     ),
     fatal: undefined,
-    census: new TraitCensus(),
+    census: new TraitCensus(parsed.settings),
   };
+}
+
+/**
+ * The lock taken and the checkpoint read (unless --restart), or why the run must not start: another
+ * run holds the checkpoint, or it was saved for other inputs or for content that has changed.
+ */
+function openCheckpoint(
+  options: SendOptions,
+  inputs: InputId[],
+): { lock: Lock; resumed?: Resumed } | string {
+  let lock: Lock | string;
+  try {
+    lock = lockCheckpoint(options.checkpoint);
+  } catch (error) {
+    return `the checkpoint's lock cannot be written beside ${options.checkpoint} (${describe(error)}): give --checkpoint a file in a folder you can write to.`;
+  }
+  if (typeof lock === "string") return lock;
+  if (options.restart) return { lock };
+  try {
+    return { lock, resumed: loadCheckpoint(options.checkpoint, inputs) };
+  } catch (error) {
+    lock.release();
+    if (!(error instanceof CheckpointMismatch)) throw error;
+    return `${error.message}, so resuming from it could send events twice or leave some out. Nothing was sent. Run the same command with --restart to send everything from the start, or give --checkpoint another file.`;
+  }
 }
 
 /** Where each event ends: counted, written to its file, and settled in the checkpoint. */
@@ -222,7 +289,8 @@ function openLedger(run: Run): Ledger {
     },
     save() {
       if (run.resumable) {
-        saveCheckpoint(options.checkpoint, run.inputs, run.settled, run.parked, totals);
+        const prefixes = run.hashes.map((hash) => hash.prefix());
+        saveCheckpoint(options.checkpoint, run.inputs, prefixes, run.settled, run.parked, totals);
       }
     },
   };
@@ -236,26 +304,38 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
   // the window's coalescing already merges most repeats (lib/delivery/unchanged.ts).
   let shown = 0;
   const dryRun = (job: Job<Item>): Outcome => {
-    run.census.add(job.request.call);
+    run.census.add(
+      job.request.call,
+      job.items.map((item) => item.event),
+    );
     if (shown < options.show) {
       shown += 1;
       options.stdout.write(`would send: ${describeCall(job.request.call)}\n`);
     }
     return DELIVERED;
   };
+  const answers = answerWatch(run);
   return new ContactQueues<Item>(
     {
       send: async (job) => {
-        totals.requests += 1;
-        if (options.dryRun) return dryRun(job);
+        if (options.dryRun) {
+          totals.requests += 1;
+          return dryRun(job);
+        }
         await limiter.take();
-        // The request as the window planned it: its events were mapped once, there.
+        // Stopping: what has not started stays unsettled, for the rerun.
+        if (run.halt.signal.aborted) return retry("Not sent: the run is stopping.");
+        totals.requests += 1;
+        const watched = answers.watch(options.fetch);
+        // The request as the window planned it: its events were mapped once, there. The budget is
+        // the request's own limit: no request starts with less than LAST_START_MS of it left.
         const [outcome] = await sendPlan(
           { phases: [[{ call: job.request.call, events: [0] }]], answered: new Map(), copies: [] },
           1,
           run.settings,
-          { fetch: options.fetch, startedAt: Date.now(), budgetMs: REQUEST_TIMEOUT_MS },
+          { fetch: watched.fetch, startedAt: Date.now(), budgetMs: options.timeoutMs },
         );
+        watched.done(outcome);
         return outcome ?? DELIVERED;
       },
       settle: (job, outcome) => {
@@ -263,8 +343,13 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
           totals.delivered += job.items.length;
           for (const item of job.items) ledger.settle(item);
         } else if (answerOf(outcome).send === "halt") {
-          // Every request would fail alike: stop, and keep these events for the rerun.
-          run.fatal ??= outcome.message;
+          // Every request would fail alike: stop, and keep these events for the rerun. Refiner's
+          // reason is kept; the lib's advice names the Segment setting, not the CLI's.
+          run.fatal ??= {
+            why: "Refiner refused the API key (REFINER_API_KEY or --api-key)",
+            detail: outcome.message.replace(/\s*Check the apiKey setting.*$/s, ""),
+            next: "Nothing more was sent; fix the key and run the same command again to resume.",
+          };
           run.halt.abort();
         } else {
           if (outcome.kind === "rejected")
@@ -274,6 +359,9 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
         ledger.save();
       },
       park: (contact, items, outcome) => {
+        // Once the run is stopping (Ctrl-C, a refused key, Refiner not answering), nothing is given
+        // up: these events stay unsettled in the checkpoint, and the rerun sends them.
+        if (run.halt.signal.aborted) return;
         run.parked.add(contact);
         const why = outcome.kind === "delivered" ? "" : outcome.message;
         run.log(`undelivered ${describeEvents(items)}: ${printable(why)}`);
@@ -288,6 +376,43 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
       maxBackoffMs: MAX_BACKOFF_MS,
     },
   );
+}
+
+/**
+ * The circuit breaker: counts requests in a row that got no answer at all (a timeout, a refused or
+ * dropped connection); at `--unanswered` of them the run stops as for a refused key, keeping the
+ * checkpoint, since every request would wait its whole limit for nothing. Any answer from Refiner,
+ * an error status included, starts the count again.
+ */
+function answerWatch(run: Run) {
+  let inARow = 0;
+  return {
+    watch(fetch: Fetch) {
+      let answered = false;
+      return {
+        fetch: (async (...args: Parameters<Fetch>) => {
+          const response = await fetch(...args);
+          answered = true;
+          return response;
+        }) as Fetch,
+        done(outcome: Outcome | undefined) {
+          if (answered || outcome?.kind !== "retry") {
+            inARow = 0;
+            return;
+          }
+          inARow += 1;
+          if (inARow >= run.options.unanswered && !run.halt.signal.aborted) {
+            run.fatal ??= {
+              why: "Refiner is not answering",
+              detail: `${inARow} requests in a row got no answer; the last: ${outcome.message}`,
+              next: `Nothing more was sent. ${NOT_ANSWERING}`,
+            };
+            run.halt.abort();
+          }
+        },
+      };
+    },
+  };
 }
 
 /**
@@ -362,11 +487,17 @@ async function readInputs(
     if (halt.signal.aborted) break;
     if (!state || state.done) continue;
     const name = printable(file);
+    const hash = run.hashes[input] as PrefixHash;
     let count = 0;
+    let bytes = 0;
     try {
       for await (const item of readEvents({
         name: file,
-        onBytes: (bytes) => progress.bytes(input, bytes),
+        onChunk: (chunk) => {
+          bytes += chunk.length;
+          hash.update(chunk);
+          progress.bytes(input, bytes);
+        },
       })) {
         count = item.index + 1;
         if (halt.signal.aborted) break;
@@ -393,7 +524,11 @@ async function readInputs(
     } catch (error) {
       const reason = printable(describe(error));
       incomplete.push(`${name} (${reason})`);
-      run.log(`${name}: could not be read to its end: ${reason}; what was read from it is sent.`);
+      run.log(
+        bytes === 0
+          ? `${name}: could not be read: ${reason}`
+          : `${name}: could not be read to its end: ${reason}; what was read from it is sent.`,
+      );
     }
   }
   return incomplete;
@@ -405,11 +540,18 @@ function report(run: Run, ledger: Ledger, incomplete: string[], started: number)
   const wasInterrupted = run.halt.signal.aborted && fatal === undefined;
   if (wasInterrupted || fatal) ledger.save();
   else if (run.resumable) removeCheckpoint(options.checkpoint);
-  options.stdout.write(summary(totals, started, incomplete, options, wasInterrupted));
+  const ending = options.dryRun
+    ? "Dry run"
+    : fatal
+      ? `Stopped (${fatal.why})`
+      : wasInterrupted
+        ? "Interrupted"
+        : "Done";
+  options.stdout.write(summary(totals, started, incomplete, options, ending));
   if (options.dryRun) options.stdout.write(run.census.report());
   if (fatal) {
     options.stderr.write(
-      `refiner-destination send: ${printable(fatal)}\nNothing more was sent; fix the key and run the same command again to resume.\n`,
+      `refiner-destination send: stopped: ${fatal.why}: ${printable(fatal.detail)}\n${fatal.next}\n`,
     );
     return 1;
   }
@@ -549,13 +691,18 @@ function summary(
   started: number,
   incomplete: string[],
   options: SendOptions,
-  interrupted: boolean,
+  ending: string,
 ): string {
   const skipped = Object.values(totals.skipped).reduce((sum, count) => sum + count, 0);
   const read = settledCount(totals);
   const perEvent = read ? (totals.requests / read).toFixed(2) : "0";
+  const interrupted = ending !== "Done" && ending !== "Dry run";
+  // A run stopped part way has read more than it settled; what it settled is what counts.
+  const counted = interrupted ? `settled ${read} events so far` : `read ${read} events`;
+  const delivered = options.dryRun ? "would deliver" : "delivered";
+  const requests = options.dryRun ? "requests it would make" : "requests to Refiner";
   const lines = [
-    `${options.dryRun ? "Dry run" : interrupted ? "Interrupted" : "Done"} in ${duration((Date.now() - started) / 1000)}: read ${read} events; delivered ${totals.delivered}, skipped ${skipped}, rejected ${totals.rejected}, undelivered ${totals.undelivered}, unreadable ${totals.unreadable}. ${totals.requests} requests to Refiner (${perEvent} per event).`,
+    `${ending} in ${duration((Date.now() - started) / 1000)}: ${counted}; ${delivered} ${totals.delivered}, skipped ${skipped}, rejected ${totals.rejected}, undelivered ${totals.undelivered}, unreadable ${totals.unreadable}. ${totals.requests} ${requests} (${perEvent} per event).`,
   ];
   for (const [reason, count] of Object.entries(totals.skipped)) {
     lines.push(`  skipped ${count}: ${reason}`);
@@ -567,7 +714,9 @@ function summary(
     lines.push(`Undelivered events are in ${options.failures}: send that file again later.`);
   }
   if (incomplete.length) lines.push(`Not read to the end: ${incomplete.join(", ")}.`);
-  if (interrupted) {
+  if (interrupted && options.files.includes("-")) {
+    lines.push("Standard input cannot be resumed: a rerun sends it from the start again.");
+  } else if (interrupted) {
     lines.push(`Progress is saved in ${options.checkpoint}: run the same command again to resume.`);
   }
   return `${lines.join("\n")}\n`;

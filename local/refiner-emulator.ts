@@ -39,8 +39,8 @@ export type Responder = (request: RecordedRequest) => Reply | undefined;
 export interface EmulatorOptions {
   /** When set, requests must carry it as a Bearer token, and are refused as Refiner does if not. */
   apiKey?: string;
-  /** Called with every request as it arrives (for `npm start`'s log). */
-  onRequest?: (request: RecordedRequest) => void;
+  /** Called with every request and the reply chosen for it (for `npm start`'s log). */
+  onRequest?: (request: RecordedRequest, reply: Reply) => void;
 }
 
 export interface RefinerEmulator {
@@ -98,8 +98,8 @@ export async function startRefinerEmulator(
     });
     const recorded = await record(req);
     emulator.requests.push(recorded);
-    options.onRequest?.(recorded);
     const reply = queued.shift() ?? responder(recorded) ?? defaultReply(recorded, options.apiKey);
+    options.onRequest?.(recorded, reply);
     await answer(req, res, reply);
   });
   server.on("connection", (socket) => {

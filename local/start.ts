@@ -16,7 +16,7 @@ import { MAX_BODY_BYTES } from "../lib/runtimes/webhook.ts";
 import { localTableEnvironment, startLocalTable } from "./dynamodb-emulator.ts";
 import { functionUrlEvent } from "./function-url.ts";
 import { type DeliverHandler, startPoller } from "./poller.ts";
-import { startRefinerEmulator } from "./refiner-emulator.ts";
+import { type RecordedRequest, type Reply, startRefinerEmulator } from "./refiner-emulator.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "./sqs-emulator.ts";
 
 const LOCAL_API_KEY = "local-emulator-key";
@@ -26,14 +26,17 @@ async function main(): Promise<void> {
   if (!env.REFINER_API_KEY) {
     const refiner = await startRefinerEmulator({
       apiKey: LOCAL_API_KEY,
-      onRequest: (request) =>
-        console.log(
-          `  Refiner ← ${request.method} ${request.path} ${request.body === undefined ? "" : JSON.stringify(request.body)}`,
-        ),
+      onRequest: (request, reply) => console.log(emulatorLine(request, reply)),
     });
     env.REFINER_API_KEY = LOCAL_API_KEY;
     env.REFINER_API_BASE_URL = refiner.url;
-    console.log(`No REFINER_API_KEY: forwarding to an embedded Refiner emulator at ${refiner.url}`);
+    console.log(
+      [
+        `No REFINER_API_KEY: forwarding to an embedded Refiner emulator at ${refiner.url}`,
+        `  its API key: ${LOCAL_API_KEY} (a local stand-in, not a secret). A backfill against it:`,
+        `  REFINER_API_KEY=${LOCAL_API_KEY} REFINER_API_BASE_URL=${refiner.url} npx refiner-destination send events/*.json`,
+      ].join("\n"),
+    );
   } else {
     console.log(
       `Forwarding to Refiner at ${env.REFINER_API_BASE_URL || "https://api.refiner.io/v1"}`,
@@ -139,9 +142,29 @@ async function main(): Promise<void> {
     ].join("\n"),
   );
 
-  const stop = () => server.close(() => process.exit(0));
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  // Ctrl-C, or SIGTERM (npm passes its own on: the start script execs node), ends everything this
+  // process started, the embedded services included, and frees the port. Open keep-alive
+  // connections are closed rather than waited for.
+  const stop = (signal: NodeJS.Signals) => {
+    console.log(`${signal}: stopping.`);
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+/** What the emulator took, or refused and why: what Refiner would have done. */
+function emulatorLine(request: RecordedRequest, reply: Reply): string {
+  const call = `${request.method} ${request.path}`;
+  const body = request.body === undefined ? "" : ` ${JSON.stringify(request.body)}`;
+  if ("hang" in reply) return `  Refiner leaves ${call} unanswered`;
+  if ("drop" in reply) return `  Refiner drops the connection of ${call}`;
+  const status = reply.status ?? 200;
+  if (status >= 200 && status < 300) return `  Refiner ← ${call}${body}`;
+  const why = reply.body === undefined ? "" : ` ${JSON.stringify(reply.body)}`;
+  return `  Refiner refused ${call} with ${status}${why}`;
 }
 
 /** How many events a 200 answer accepted: one, or a batch's 200 items. */
