@@ -26,11 +26,28 @@ export interface SettingDeclaration<Name extends string = string, Value = unknow
   parse(value: unknown): Parsed<Value>;
 }
 
+/* @__NO_SIDE_EFFECTS__ */
 function setting<const Name extends string, Value>(
   declaration: SettingDeclaration<Name, Value>,
 ): SettingDeclaration<Name, Value> {
   return declaration;
 }
+
+/**
+ * How each setting that chooses what reaches Refiner is parsed: SETTINGS declares them with these,
+ * and the browser plugin parses its options of the same names with them (parseSelection), without
+ * carrying the rest of the settings. (SETTINGS calls them inside arrows, and `setting` has no side
+ * effects, so that a bundle that never reads SETTINGS leaves it out.)
+ */
+const SELECTION_PARSERS = {
+  preserveTraitKeys: (value: unknown) => parseBoolean(value, false),
+  traitMapping: parseTextMap,
+  accountTraitMapping: parseTextMap,
+  traitAllowList: (value: unknown) => parseList(value, undefined),
+  traitDenyList: (value: unknown) => parseList(value, new Set<string>()),
+  eventAllowList: (value: unknown) => parseList(value, undefined),
+  sendPageViews: (value: unknown) => parseBoolean(value, true),
+};
 
 /** The destination's settings, declared once. */
 export const SETTINGS = [
@@ -68,7 +85,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_PRESERVE_TRAIT_KEYS",
     default: "false",
-    parse: (value) => parseBoolean(value, false),
+    parse: (value) => SELECTION_PARSERS.preserveTraitKeys(value),
   }),
   setting({
     name: "skipUnchangedMinutes",
@@ -86,7 +103,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_MAPPING",
     default: "",
-    parse: parseTextMap,
+    parse: (value) => SELECTION_PARSERS.traitMapping(value),
   }),
   setting({
     name: "accountTraitMapping",
@@ -95,7 +112,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_ACCOUNT_TRAIT_MAPPING",
     default: "",
-    parse: parseTextMap,
+    parse: (value) => SELECTION_PARSERS.accountTraitMapping(value),
   }),
   setting({
     name: "traitAllowList",
@@ -104,7 +121,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_ALLOW_LIST",
     default: "",
-    parse: (value) => parseList(value, undefined),
+    parse: (value) => SELECTION_PARSERS.traitAllowList(value),
   }),
   setting({
     name: "traitDenyList",
@@ -113,7 +130,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_DENY_LIST",
     default: "",
-    parse: (value) => parseList(value, new Set<string>()),
+    parse: (value) => SELECTION_PARSERS.traitDenyList(value),
   }),
   setting({
     name: "eventAllowList",
@@ -122,7 +139,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_EVENT_ALLOW_LIST",
     default: "",
-    parse: (value) => parseList(value, undefined),
+    parse: (value) => SELECTION_PARSERS.eventAllowList(value),
   }),
   setting({
     name: "sendPageViews",
@@ -131,7 +148,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_SEND_PAGE_VIEWS",
     default: "true",
-    parse: (value) => parseBoolean(value, true),
+    parse: (value) => SELECTION_PARSERS.sendPageViews(value),
   }),
 ] as const;
 
@@ -213,6 +230,28 @@ export function settingsFromEnvironment(
   env: Record<string, string | undefined>,
 ): Record<string, unknown> {
   return Object.fromEntries(SETTINGS.map((setting) => [setting.name, env[setting.env]]));
+}
+
+/** The settings that choose what reaches Refiner and under which names (what the mapping reads). */
+export type SelectionSettings = Pick<Settings, keyof typeof SELECTION_PARSERS>;
+
+export type SelectionResult =
+  | { ok: true; settings: SelectionSettings }
+  | { ok: false; message: string };
+
+/** Only the selection settings, each parsed as SETTINGS parses it (a missing one takes its default). */
+export function parseSelection(
+  raw: Readonly<Record<string, unknown>>,
+  names: SettingNames,
+): SelectionResult {
+  const settings: Record<string, unknown> = {};
+  for (const [name, parse] of Object.entries(SELECTION_PARSERS)) {
+    const parsed: Parsed<unknown> = parse(Object.hasOwn(raw, name) ? raw[name] : undefined);
+    if (!parsed.ok)
+      return { ok: false, message: `${names(name as SettingName)} ${parsed.problem}` };
+    settings[name] = parsed.value;
+  }
+  return { ok: true, settings: settings as SelectionSettings };
 }
 
 export function parseSettings(
