@@ -94,7 +94,10 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
     if (file) serveFile(res, file);
     else res.writeHead(404, { "content-type": "text/plain" }).end("not found");
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", resolve);
+  });
   const { port } = server.address() as AddressInfo;
 
   return {
