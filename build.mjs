@@ -108,7 +108,10 @@ const [pasteable] = await emit(
   // esbuild marks where each source file begins (`// lib/…/x.ts`) and which calls are pure; a
   // pasted script has no use for either.
   (text) =>
-    text.replace(/^\/\/ (?:lib|handler)[\w./-]*\.ts\n/gm, "").replace(/\/\* @__PURE__ \*\/ /g, ""),
+    text
+      .replace(/^\/\/ (?:lib|handler)[\w./-]*\.ts\n/gm, "")
+      .replace(/^\/\/ @__NO_SIDE_EFFECTS__\n/gm, "")
+      .replace(/\/\* @__PURE__ \*\/ /g, ""),
 );
 if (/\brequire\s*\(/.test(pasteable.text)) {
   throw new Error("dist/segment-function.js calls require(), which Segment's editor cannot load");
@@ -192,7 +195,7 @@ if (process.argv.includes("--bench")) {
     format: "esm",
     platform: "node",
     target: "node20",
-    external: ["node-fetch", "fauxqs", "@aws-sdk/*", "dynalite"],
+    external: ["node-fetch", "fauxqs", "@aws-sdk/*", "dynalite", "playwright-core"],
     outfile: "dist/dev/bench.mjs",
   });
 }

@@ -36,17 +36,23 @@ function setting<const Name extends string, Value>(
 /**
  * How each setting that chooses what reaches Refiner is parsed: SETTINGS declares them with these,
  * and the browser plugin parses its options of the same names with them (parseSelection), without
- * carrying the rest of the settings. (SETTINGS calls them inside arrows, and `setting` has no side
- * effects, so that a bundle that never reads SETTINGS leaves it out.)
+ * carrying the rest of the settings. (`setting` has no side effects, and SETTINGS names these
+ * functions, so that a bundle that never reads SETTINGS leaves it out.)
  */
+const parsePreserveTraitKeys = (value: unknown) => parseBoolean(value, false);
+const parseTraitAllowList = (value: unknown) => parseList(value, undefined);
+const parseTraitDenyList = (value: unknown) => parseList(value, new Set<string>());
+const parseEventAllowList = (value: unknown) => parseList(value, undefined);
+const parseSendPageViews = (value: unknown) => parseBoolean(value, true);
+
 const SELECTION_PARSERS = {
-  preserveTraitKeys: (value: unknown) => parseBoolean(value, false),
+  preserveTraitKeys: parsePreserveTraitKeys,
   traitMapping: parseTextMap,
   accountTraitMapping: parseTextMap,
-  traitAllowList: (value: unknown) => parseList(value, undefined),
-  traitDenyList: (value: unknown) => parseList(value, new Set<string>()),
-  eventAllowList: (value: unknown) => parseList(value, undefined),
-  sendPageViews: (value: unknown) => parseBoolean(value, true),
+  traitAllowList: parseTraitAllowList,
+  traitDenyList: parseTraitDenyList,
+  eventAllowList: parseEventAllowList,
+  sendPageViews: parseSendPageViews,
 };
 
 /** The destination's settings, declared once. */
@@ -85,7 +91,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_PRESERVE_TRAIT_KEYS",
     default: "false",
-    parse: (value) => SELECTION_PARSERS.preserveTraitKeys(value),
+    parse: parsePreserveTraitKeys,
   }),
   setting({
     name: "skipUnchangedMinutes",
@@ -103,7 +109,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_MAPPING",
     default: "",
-    parse: (value) => SELECTION_PARSERS.traitMapping(value),
+    parse: parseTextMap,
   }),
   setting({
     name: "accountTraitMapping",
@@ -112,7 +118,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_ACCOUNT_TRAIT_MAPPING",
     default: "",
-    parse: (value) => SELECTION_PARSERS.accountTraitMapping(value),
+    parse: parseTextMap,
   }),
   setting({
     name: "traitAllowList",
@@ -121,7 +127,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_ALLOW_LIST",
     default: "",
-    parse: (value) => SELECTION_PARSERS.traitAllowList(value),
+    parse: parseTraitAllowList,
   }),
   setting({
     name: "traitDenyList",
@@ -130,7 +136,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_DENY_LIST",
     default: "",
-    parse: (value) => SELECTION_PARSERS.traitDenyList(value),
+    parse: parseTraitDenyList,
   }),
   setting({
     name: "eventAllowList",
@@ -139,7 +145,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_EVENT_ALLOW_LIST",
     default: "",
-    parse: (value) => SELECTION_PARSERS.eventAllowList(value),
+    parse: parseEventAllowList,
   }),
   setting({
     name: "sendPageViews",
@@ -148,7 +154,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_SEND_PAGE_VIEWS",
     default: "true",
-    parse: (value) => SELECTION_PARSERS.sendPageViews(value),
+    parse: parseSendPageViews,
   }),
 ] as const;
 

@@ -44,10 +44,11 @@ export const WEB_CLIENT_MARK = { context: "refiner", key: "webClient" } as const
 
 /** A track, page or screen that Refiner's web client already took: sent again, it would count twice. */
 export function takenByWebClient(type: EventType, event: unknown): boolean {
-  if (type !== "track" && type !== "page" && type !== "screen") return false;
-  if (!isPlainObject(event)) return false;
-  const mark = objectAt(objectAt(event, "context"), WEB_CLIENT_MARK.context);
-  return mark[WEB_CLIENT_MARK.key] === true;
+  return (
+    (type === "track" || type === "page" || type === "screen") &&
+    isPlainObject(event) &&
+    objectAt(objectAt(event, "context"), WEB_CLIENT_MARK.context)[WEB_CLIENT_MARK.key] === true
+  );
 }
 
 /** A validated event's Refiner call; Filtered where the settings leave it out. */
