@@ -150,7 +150,7 @@ await emit({
 });
 chmodSync("dist/cli/refiner-destination.js", 0o755);
 
-// The browser plugin: minified, with no dependency in the output (test/browser-bundle.test.ts
+// The browser plugin: minified, with no dependency in the output (test/browser-plugin.test.ts
 // holds it to 10 KB and to no imports).
 const { version } = JSON.parse(readFileSync("package.json", "utf8"));
 const browser = {
