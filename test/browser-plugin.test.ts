@@ -303,3 +303,115 @@ describe("the server doors skip what Refiner's web client took", () => {
     expect(metricLines.map((line) => [line.Filtered, line.Delivered])).toContainEqual([1, 1]);
   });
 });
+
+describe("the loading window, on a fake page and a clock the test moves", () => {
+  type Script = { async?: boolean; src?: string; onload?: () => void; onerror?: () => void };
+  type Hook = (ctx: {
+    event: Record<string, unknown>;
+  }) => Promise<{ event: Record<string, unknown> }>;
+  let scripts: Script[];
+  let marking: { track: Hook };
+  const page = globalThis as { _refiner?: unknown; _refinerQueue?: unknown };
+  /** What Refiner's client, once it has run, received directly (the stub's queue aside). */
+  let taken: unknown[][];
+
+  beforeEach(async () => {
+    vi.useFakeTimers();
+    scripts = [];
+    taken = [];
+    vi.stubGlobal("document", {
+      createElement: () => ({}),
+      head: { appendChild: (script: Script) => scripts.push(script) },
+    });
+    const plugin = refinerPlugin({
+      projectId: "prj-7f3a",
+      scriptUrl: "https://cdn.example.com/r.js",
+    });
+    await plugin.load(
+      {},
+      {
+        register: async (enrichment) => {
+          marking = enrichment as unknown as { track: Hook };
+        },
+      },
+    );
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+    delete page._refiner;
+    delete page._refinerQueue;
+  });
+
+  const queued = () => (page._refinerQueue as ArrayLike<unknown>[]).map((args) => Array.from(args));
+  /** Refiner's client running: it replays the queue and takes the next calls itself. */
+  const clientRuns = () => {
+    taken.push(...queued());
+    page._refiner = (...args: unknown[]) => taken.push(args);
+    scripts[0]?.onload?.();
+  };
+  const track = (event: string) => ({ event: { type: "track", event, context: {} } });
+
+  it("injects one async script from scriptUrl and queues setProject first", () => {
+    expect(scripts).toEqual([
+      expect.objectContaining({ async: true, src: "https://cdn.example.com/r.js" }),
+    ]);
+    expect(queued()).toEqual([["setProject", "prj-7f3a"]]);
+  });
+
+  it("holds an early track until the script has run, then marks it", async () => {
+    let done = false;
+    const held = marking.track(track("Report Exported")).then((ctx) => {
+      done = true;
+      return ctx;
+    });
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(done).toBe(false);
+    expect(queued()).toEqual([
+      ["setProject", "prj-7f3a"],
+      ["trackEvent", "Report Exported"],
+    ]);
+    clientRuns();
+    expect((await held).event.context).toEqual({ refiner: { webClient: true } });
+    expect(taken).toEqual([
+      ["setProject", "prj-7f3a"],
+      ["trackEvent", "Report Exported"],
+    ]);
+  });
+
+  it("lets it go unmarked after 3 seconds, out of the queue, and the next ones at once until the script runs", async () => {
+    let done = false;
+    const held = marking.track(track("Report Exported")).then((ctx) => {
+      done = true;
+      return ctx;
+    });
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect((await held).event.context).toEqual({});
+    expect(queued()).toEqual([["setProject", "prj-7f3a"]]);
+    expect((await marking.track(track("Report Shared"))).event.context).toEqual({});
+    expect(queued()).toEqual([["setProject", "prj-7f3a"]]);
+    clientRuns();
+    await vi.advanceTimersByTimeAsync(0);
+    expect((await marking.track(track("Report Printed"))).event.context).toEqual({
+      refiner: { webClient: true },
+    });
+    expect(taken).toEqual([
+      ["setProject", "prj-7f3a"],
+      ["trackEvent", "Report Printed"],
+    ]);
+  });
+
+  it("when the script fails: says so once, and marks and sends nothing", async () => {
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const held = marking.track(track("Report Exported"));
+    scripts[0]?.onerror?.();
+    expect((await held).event.context).toEqual({});
+    expect((await marking.track(track("Report Shared"))).event.context).toEqual({});
+    expect(queued()).toEqual([["setProject", "prj-7f3a"]]);
+    expect(warnings.mock.calls).toEqual([
+      ["Refiner: https://cdn.example.com/r.js did not load: no surveys on this page."],
+    ]);
+  });
+});
