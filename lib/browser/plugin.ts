@@ -80,8 +80,15 @@ export function refinerPlugin(options?: unknown): AnalyticsPlugin {
     version: VERSION,
     isLoaded: () => client?.state_ === "loaded",
     async load(_ctx, analytics) {
-      if (client) start(client, analytics);
-      else if (!parsed.ok) console.error(parsed.message);
+      if (!client) {
+        if (!parsed.ok) console.error(parsed.message);
+        return;
+      }
+      try {
+        start(client, analytics);
+      } catch {
+        // A page without a <head>, a host without register: no client, and analytics carries on.
+      }
     },
     identify: identifyHook,
     group: identifyHook,
