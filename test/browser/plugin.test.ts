@@ -3,7 +3,7 @@
 // receives, and what the page requests.
 
 import type { Page } from "playwright-core";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { BrowserServer } from "../../local/browser-server.ts";
 import type { Chromium } from "../../local/chromium.ts";
 import { startBoth, until, visit } from "./support.ts";
@@ -180,6 +180,8 @@ describe("bad configuration and failures", () => {
         ["page", false],
         ["track", false],
       ]);
+      // Console messages come over their own channel: wait for the one expected, then compare all.
+      await vi.waitFor(() => expect(page.console.join("\n")).toContain("did not load"));
       expect(page.console.filter((line) => line.includes("Refiner"))).toEqual([
         `warning: Refiner: ${server.origin}/${script} did not load: no surveys on this page.`,
       ]);
