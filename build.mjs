@@ -3,6 +3,9 @@
 //   dist/lambda/handler.js    CommonJS for AWS Lambda (serverless.yml)
 //   dist/dev/start.js         `npm start`: the webhook handler on localhost (not deployed)
 //   dist/cli/refiner-destination.js  the `refiner-destination` command (send, deploy-segment)
+//   dist/browser/refiner.js   the Analytics.js plugin as a classic script (window.RefinerSegment)
+//   dist/browser/refiner.mjs  the same as an ES module, for bundlers and import()
+//   dist/dev/analytics-page.js  analytics-next for the local pages (browser tests, demo, bench)
 //   dist/dev/bench.mjs        `npm run bench` only (`node build.mjs --bench`)
 // A file is rewritten only when its content changes, so a build never truncates an artifact that a
 // running test or server is reading.
@@ -105,7 +108,10 @@ const [pasteable] = await emit(
   // esbuild marks where each source file begins (`// lib/…/x.ts`) and which calls are pure; a
   // pasted script has no use for either.
   (text) =>
-    text.replace(/^\/\/ (?:lib|handler)[\w./-]*\.ts\n/gm, "").replace(/\/\* @__PURE__ \*\/ /g, ""),
+    text
+      .replace(/^\/\/ (?:lib|handler)[\w./-]*\.ts\n/gm, "")
+      .replace(/^\/\/ @__NO_SIDE_EFFECTS__\n/gm, "")
+      .replace(/\/\* @__PURE__ \*\/ /g, ""),
 );
 if (/\brequire\s*\(/.test(pasteable.text)) {
   throw new Error("dist/segment-function.js calls require(), which Segment's editor cannot load");
@@ -144,13 +150,52 @@ await emit({
 });
 chmodSync("dist/cli/refiner-destination.js", 0o755);
 
+// The browser plugin: minified, with no dependency in the output (test/browser-plugin.test.ts
+// holds it to 10 KB and to no imports).
+const { version } = JSON.parse(readFileSync("package.json", "utf8"));
+const browser = {
+  platform: "browser",
+  target: "es2022",
+  minify: true,
+  define: { PLUGIN_VERSION: JSON.stringify(version) },
+  // The plugin's own state fields end in `_` (lib/browser/plugin.ts): no one outside reads them.
+  mangleProps: /_$/,
+};
+await emit({
+  ...browser,
+  format: "iife",
+  globalName: "RefinerSegment",
+  outfile: "dist/browser/refiner.js",
+});
+await emit({
+  ...browser,
+  entryPoints: ["lib/browser/global.ts"],
+  format: "iife",
+  outfile: "dist/browser/refiner.js",
+});
+await emit({
+  ...browser,
+  entryPoints: ["lib/browser/index.ts"],
+  format: "esm",
+  outfile: "dist/browser/refiner.mjs",
+});
+
+await emit({
+  entryPoints: ["local/analytics-page.ts"],
+  format: "iife",
+  platform: "browser",
+  target: "es2020",
+  minify: true,
+  outfile: "dist/dev/analytics-page.js",
+});
+
 if (process.argv.includes("--bench")) {
   await emit({
     entryPoints: ["bench/bench.ts"],
     format: "esm",
     platform: "node",
     target: "node20",
-    external: ["node-fetch", "fauxqs", "@aws-sdk/*", "dynalite"],
+    external: ["node-fetch", "fauxqs", "@aws-sdk/*", "dynalite", "playwright-core"],
     outfile: "dist/dev/bench.mjs",
   });
 }

@@ -20,7 +20,8 @@ export default defineConfig({
   test: {
     ...shared,
     include: ["test/**/*.test.ts"],
-    // Full-size and real-time runs: `npm run test:volume` (vitest.volume.config.mts).
-    exclude: ["test/volume/**", "node_modules/**"],
+    // Full-size and real-time runs: `npm run test:volume` (vitest.volume.config.mts); the browser
+    // tests, which need Chromium: `npm run test:browser` (vitest.browser.config.mts).
+    exclude: ["test/volume/**", "test/browser/**", "node_modules/**"],
   },
 });

@@ -2,7 +2,7 @@
 // baseline in the same run, on this machine, so that machine noise cancels out.
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,8 @@ import { gzipSync } from "node:zlib";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import nodeFetch from "node-fetch";
 import { analyticsBatch, REALISTIC_SESSION } from "../local/batches.ts";
+import { startBrowserServer } from "../local/browser-server.ts";
+import { CHROMIUM_PATH, launchChromium } from "../local/chromium.ts";
 import { localTableEnvironment, startLocalTable } from "../local/dynamodb-emulator.ts";
 import { functionUrlEvent } from "../local/function-url.ts";
 import { type DeliverHandler, startPoller } from "../local/poller.ts";
@@ -744,6 +746,104 @@ function sizes(): void {
   ]);
 }
 
+/**
+ * In the page, one round: `count` identifies through analytics-next and the plugin, one at a time,
+ * each timed from `analytics.identify` to its `identifyUser` reaching `_refiner` (the stand-in
+ * client); then 1,000 calls of the plugin's own identify hook with an analytics-next event (the
+ * mapping and normalization, and the `_refiner` call), and 1,000 bare `_refiner("identifyUser", …)`
+ * calls. The median identify, and the mean hook and bare call, in ms.
+ */
+const BROWSER_ROUND = `async (count) => {
+  const client = window._refiner;
+  let reached;
+  window._refiner = (...args) => {
+    client(...args);
+    if (args[0] === "identifyUser") reached?.(performance.now());
+  };
+  const identifies = [];
+  for (let i = 0; i < count; i++) {
+    const called = new Promise((resolve) => { reached = resolve; });
+    const started = performance.now();
+    analytics.identify("u-" + i, { plan: "pro", visits: i });
+    identifies.push((await called) - started);
+  }
+  reached = undefined;
+  identifies.sort((a, b) => a - b);
+  const mean = (call) => {
+    const started = performance.now();
+    for (let i = 0; i < 1000; i++) call(i);
+    return (performance.now() - started) / 1000;
+  };
+  const plugin = analytics.instance.queue.plugins.find((p) => p.name === "Refiner");
+  const event = (i) => ({ type: "identify", userId: "u-" + i, anonymousId: "a-1", messageId: "m-" + i,
+    traits: { plan: "pro", visits: i, firstName: "Ann", address: { city: "Oslo" } },
+    context: { library: { name: "analytics.js" } }, integrations: {} });
+  const hook = mean((i) => plugin.identify({ event: event(i) }));
+  const bare = mean((i) => window._refiner("identifyUser", { plan: "pro", visits: i, first_name: "Ann", address_city: "Oslo", id: "u-" + i }));
+  window._refiner = client;
+  return [identifies[Math.floor(count / 2)], hook, bare];
+}`;
+
+async function browserPlugin(): Promise<void> {
+  const script = readFileSync(join(ROOT, "dist", "browser", "refiner.js"));
+  rows.push([
+    "dist/browser/refiner.js, minified / gzipped",
+    `${(script.length / 1024).toFixed(1)} KB / ${(gzipSync(script).length / 1024).toFixed(1)} KB`,
+    "≤ 10 KB minified",
+    script.length <= 10 * 1024,
+  ]);
+  if (!existsSync(CHROMIUM_PATH)) {
+    rows.push([
+      `browser: skipped, ${CHROMIUM_PATH} is absent (apt-get install chromium)`,
+      "",
+      "",
+      true,
+    ]);
+    return;
+  }
+  const [chromium, server] = await Promise.all([
+    launchChromium(),
+    startBrowserServer({ root: ROOT }),
+  ]);
+  try {
+    const page = await chromium.context.newPage();
+    await page.goto(`${server.origin}/test.html`);
+    await page.evaluate(
+      `startAnalytics({ projectId: "bench", scriptUrl: "${server.origin}/refiner-web-client.js" })`,
+    );
+    await page.waitForFunction("window.refinerWebClient !== undefined");
+    const pipeline: number[] = [];
+    const hook: number[] = [];
+    const bare: number[] = [];
+    for (let round = 0; round < 11; round++) {
+      const [identify, own, call] = (await page.evaluate(`(${BROWSER_ROUND})(30)`)) as number[];
+      pipeline.push(identify as number);
+      hook.push(own as number);
+      bare.push(call as number);
+    }
+    const over = (side: number[]) => side.map((ms, round) => ms / (bare[round] as number));
+    const range = (ratios: number[]) => {
+      const sorted = [...ratios].sort((a, b) => a - b);
+      return `${median(ratios).toFixed(1)} × (${sorted[0]?.toFixed(1)}–${sorted.at(-1)?.toFixed(1)})`;
+    };
+    rows.push([
+      "browser: analytics.identify → the _refiner call, against a bare _refiner call (Chromium)",
+      `${range(over(pipeline))}, ${median(pipeline).toFixed(1)} ms`,
+      "",
+      true,
+    ]);
+    rows.push([
+      "browser: the plugin's identify hook (mapping, traits, the call), against a bare _refiner call",
+      `${range(over(hook))}, ${(median(hook) * 1000).toFixed(0)} µs`,
+      "≤ 10 ×",
+      median(over(hook)) <= 10,
+    ]);
+  } finally {
+    await chromium.close();
+    await server.close();
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`Benchmarks on node ${process.version}, ${new Date().toISOString()}\n`);
   // `npm run bench -- queued send` runs only those groups.
@@ -757,6 +857,7 @@ async function main(): Promise<void> {
     events: surveyEventsTrace,
     hostile,
     sizes,
+    browser: browserPlugin,
   };
   const chosen = process.argv.slice(2);
   for (const [name, run] of Object.entries(groups)) {

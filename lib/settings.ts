@@ -26,11 +26,34 @@ export interface SettingDeclaration<Name extends string = string, Value = unknow
   parse(value: unknown): Parsed<Value>;
 }
 
+/* @__NO_SIDE_EFFECTS__ */
 function setting<const Name extends string, Value>(
   declaration: SettingDeclaration<Name, Value>,
 ): SettingDeclaration<Name, Value> {
   return declaration;
 }
+
+/**
+ * How each setting that chooses what reaches Refiner is parsed: SETTINGS declares them with these,
+ * and the browser plugin parses its options of the same names with them (parseSelection), without
+ * carrying the rest of the settings. (`setting` has no side effects, and SETTINGS names these
+ * functions, so that a bundle that never reads SETTINGS leaves it out.)
+ */
+const parsePreserveTraitKeys = (value: unknown) => parseBoolean(value, false);
+const parseTraitAllowList = (value: unknown) => parseList(value, undefined);
+const parseTraitDenyList = (value: unknown) => parseList(value, new Set<string>());
+const parseEventAllowList = (value: unknown) => parseList(value, undefined);
+const parseSendPageViews = (value: unknown) => parseBoolean(value, true);
+
+const SELECTION_PARSERS = {
+  preserveTraitKeys: parsePreserveTraitKeys,
+  traitMapping: parseTextMap,
+  accountTraitMapping: parseTextMap,
+  traitAllowList: parseTraitAllowList,
+  traitDenyList: parseTraitDenyList,
+  eventAllowList: parseEventAllowList,
+  sendPageViews: parseSendPageViews,
+};
 
 /** The destination's settings, declared once. */
 export const SETTINGS = [
@@ -77,7 +100,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_PRESERVE_TRAIT_KEYS",
     default: "false",
-    parse: (value) => parseBoolean(value, false),
+    parse: parsePreserveTraitKeys,
   }),
   setting({
     name: "skipUnchangedMinutes",
@@ -113,7 +136,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_ALLOW_LIST",
     default: "",
-    parse: (value) => parseList(value, undefined),
+    parse: parseTraitAllowList,
   }),
   setting({
     name: "traitDenyList",
@@ -122,7 +145,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_TRAIT_DENY_LIST",
     default: "",
-    parse: (value) => parseList(value, new Set<string>()),
+    parse: parseTraitDenyList,
   }),
   setting({
     name: "eventAllowList",
@@ -131,7 +154,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_EVENT_ALLOW_LIST",
     default: "",
-    parse: (value) => parseList(value, undefined),
+    parse: parseEventAllowList,
   }),
   setting({
     name: "sendPageViews",
@@ -140,7 +163,7 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_SEND_PAGE_VIEWS",
     default: "true",
-    parse: (value) => parseBoolean(value, true),
+    parse: parseSendPageViews,
   }),
 ] as const;
 
@@ -227,6 +250,28 @@ export function settingsFromEnvironment(
   env: Record<string, string | undefined>,
 ): Record<string, unknown> {
   return Object.fromEntries(SETTINGS.map((setting) => [setting.name, env[setting.env]]));
+}
+
+/** The settings that choose what reaches Refiner and under which names (what the mapping reads). */
+export type SelectionSettings = Pick<Settings, keyof typeof SELECTION_PARSERS>;
+
+export type SelectionResult =
+  | { ok: true; settings: SelectionSettings }
+  | { ok: false; message: string };
+
+/** Only the selection settings, each parsed as SETTINGS parses it (a missing one takes its default). */
+export function parseSelection(
+  raw: Readonly<Record<string, unknown>>,
+  names: SettingNames,
+): SelectionResult {
+  const settings: Record<string, unknown> = {};
+  for (const [name, parse] of Object.entries(SELECTION_PARSERS)) {
+    const parsed: Parsed<unknown> = parse(Object.hasOwn(raw, name) ? raw[name] : undefined);
+    if (!parsed.ok)
+      return { ok: false, message: `${names(name as SettingName)} ${parsed.problem}` };
+    settings[name] = parsed.value;
+  }
+  return { ok: true, settings: settings as SelectionSettings };
 }
 
 export function parseSettings(

@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { MAX_BODY_BYTES } from "../lib/runtimes/webhook.ts";
+import { startBrowserDemo } from "./browser-demo.ts";
 import { localTableEnvironment, startLocalTable } from "./dynamodb-emulator.ts";
 import { functionUrlEvent } from "./function-url.ts";
 import { type DeliverHandler, startPoller } from "./poller.ts";
@@ -141,6 +142,9 @@ async function main(): Promise<void> {
       `  curl -sS ${url} -H 'Content-Type: application/json'${signature} --data-binary @events/identify.json`,
     ].join("\n"),
   );
+
+  // The browser plugin's demo page, on the next port (local/browser-demo.ts).
+  await startBrowserDemo({ root, port: port ? port + 1 : 0, webhookUrl: signed ? undefined : url });
 
   // Ctrl-C, or SIGTERM (npm passes its own on: the start script execs node), ends everything this
   // process started, the embedded services included, and frees the port. Open keep-alive

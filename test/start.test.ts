@@ -169,3 +169,20 @@ it("prints a signed curl line that works as it stands", async () => {
     signed.kill();
   }
 });
+
+it("serves the browser plugin's demo page, with the plugin and the stand-in client, and prints its URL", async () => {
+  const demo = (
+    await waitFor(/Browser plugin demo .*: (http:\/\/127\.0\.0\.1:\d+\/)\n/)
+  )[1] as string;
+  const page = await fetch(demo);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('startAnalytics({ projectId: "demo-project"');
+  for (const path of ["analytics.js", "refiner.js", "refiner-web-client.js", "page-setup.js"]) {
+    const response = await fetch(new URL(path, demo));
+    expect([path, response.status, response.headers.get("content-type")]).toEqual([
+      path,
+      200,
+      "text/javascript; charset=utf-8",
+    ]);
+  }
+});

@@ -24,11 +24,11 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export type SegmentHandlerName = `on${Capitalize<EventType>}`;
 
 /** The call types Refiner receives something for (alias is answered, never sent). */
-export const SENT_TYPES = EVENT_TYPES.filter((type) => type !== "alias");
+export const SENT_TYPES = /* @__PURE__ */ EVENT_TYPES.filter((type) => type !== "alias");
 
 /** The Segment function's single-event handlers: `onIdentify` → identify, … */
-export const SEGMENT_HANDLERS = Object.fromEntries(
-  EVENT_TYPES.map((type) => [`on${type[0]?.toUpperCase()}${type.slice(1)}`, type]),
+export const SEGMENT_HANDLERS = /* @__PURE__ */ Object.fromEntries(
+  /* @__PURE__ */ EVENT_TYPES.map((type) => [`on${type[0]?.toUpperCase()}${type.slice(1)}`, type]),
 ) as Record<SegmentHandlerName, EventType>;
 
 /** An object of the event's (traits, properties), its values not yet checked. */
@@ -70,13 +70,21 @@ export function eventType(event: unknown): EventType | Failure {
   );
 }
 
-/** The event as the call `type` (a handler's, or its own), or the Failure that says what to fix. */
-export function validateEvent(type: EventType, event: unknown): SegmentEvent | Failure {
+/**
+ * The event as the call `type` (a handler's, or its own), or the Failure that says what to fix.
+ * `visitor`: whom the event is about when the caller knows it itself (Refiner's web client, for the
+ * browser plugin's tracks), instead of the event's userId or email.
+ */
+export function validateEvent(
+  type: EventType,
+  event: unknown,
+  visitor?: Contact,
+): SegmentEvent | Failure {
   if (!isPlainObject(event)) return notAnObject(event);
   if (type === "alias") {
     return unsupported("Refiner cannot merge contacts, so alias events are not sent.");
   }
-  const who = contact(event, type);
+  const who = visitor ?? contact(event, type);
   if ("kind" in who) return who;
   switch (type) {
     case "identify":

@@ -4,7 +4,7 @@
 
 import { FILTERED, type Filtered, type Unsent } from "../delivery/outcome.ts";
 import type { AccountBody, IdentifyBody, RefinerCall, Who } from "../refiner/client.ts";
-import type { Settings } from "../settings.ts";
+import type { SelectionSettings } from "../settings.ts";
 import {
   type Contact,
   type EventType,
@@ -14,19 +14,10 @@ import {
   type SegmentEvent,
   validateEvent,
 } from "./event.ts";
-import { type KeyNotice, normalizeTraits } from "./traits.ts";
+import { isPlainObject, type KeyNotice, normalizeTraits } from "./traits.ts";
 
 /** The settings the mapping reads, and who hears of trait keys it drops or merges. */
-export type MappingOptions = { notice?: KeyNotice | undefined } & Pick<
-  Settings,
-  | "preserveTraitKeys"
-  | "traitMapping"
-  | "accountTraitMapping"
-  | "traitAllowList"
-  | "traitDenyList"
-  | "eventAllowList"
-  | "sendPageViews"
->;
+export type MappingOptions = SelectionSettings & { notice?: KeyNotice | undefined };
 
 /** Whether a result is what became of the event (a failure, or filtered) rather than a call. */
 export function isOutcome<T extends object>(result: T | Unsent): result is Unsent {
@@ -39,8 +30,25 @@ export function mapEvent(
   event: unknown,
   options: MappingOptions,
 ): RefinerCall | Unsent {
+  if (takenByWebClient(type, event)) return FILTERED;
   const valid = validateEvent(type, event);
   return isOutcome(valid) ? valid : refinerCall(valid, options);
+}
+
+/**
+ * Where the browser plugin (lib/browser/) marks an event Refiner's web client took:
+ * `context.refiner.webClient` is `true` (docs/browser.md). Only tracks, pages and screens are
+ * skipped for it; identifies and groups go both ways, as Refiner takes them again unchanged.
+ */
+export const WEB_CLIENT_MARK = { context: "refiner", key: "webClient" } as const;
+
+/** A track, page or screen that Refiner's web client already took: sent again, it would count twice. */
+export function takenByWebClient(type: EventType, event: unknown): boolean {
+  return (
+    (type === "track" || type === "page" || type === "screen") &&
+    isPlainObject(event) &&
+    objectAt(objectAt(event, "context"), WEB_CLIENT_MARK.context)[WEB_CLIENT_MARK.key] === true
+  );
 }
 
 /** A validated event's Refiner call; Filtered where the settings leave it out. */
