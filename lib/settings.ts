@@ -197,7 +197,7 @@ export const SETTING_TEXTS: Record<SettingName, { label: string; description: st
   skipUnchangedMinutes: {
     label: "Skip Unchanged Minutes",
     description:
-      "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
+      "Queued on AWS only: minutes an identify that changes nothing Refiner holds is not sent (default 60; 0 sends every one).",
   },
   traitMapping: {
     label: "Trait Mapping",

@@ -259,8 +259,12 @@ describe("the server doors skip what Refiner's web client took", () => {
       ),
     ).resolves.toBeUndefined();
     expect(refiner.requests).toEqual([]);
-    // Only `true` marks: anything else is sent.
-    await handlers.onTrack({ ...track, context: { refiner: { webClient: "true" } } }, settings);
+    // Only `true` marks: anything else is sent (another event, so another messageId: the worker
+    // rightly takes the same one once).
+    await handlers.onTrack(
+      { ...track, messageId: "m-2", context: { refiner: { webClient: "true" } } },
+      settings,
+    );
     expectRefinerRequest(onlyRequest(refiner), {
       method: "POST",
       path: "/track-event",

@@ -56,7 +56,7 @@ const FUNCTION_SETTINGS = [
     label: "Skip Unchanged Minutes",
     type: "STRING",
     description:
-      "Minutes an identify or group identical to one Refiner took is not sent again (default 60; 0 sends every one).",
+      "Queued on AWS only: minutes an identify that changes nothing Refiner holds is not sent (default 60; 0 sends every one).",
     required: false,
     sensitive: false,
   },

@@ -62,16 +62,16 @@ export async function handleWebhook(
       error: "Missing or wrong token, or X-Signature, for this body and the configured secrets.",
     });
   }
-  return authenticated(request, lambda, runtime);
+  return authenticated(request, config, lambda, runtime);
 }
 
 /** What an authenticated request gets: its events delivered (queued), or what is wrong. */
 async function authenticated(
   request: WebhookRequest,
+  config: LambdaConfig,
   lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<WebhookResult> {
-  const { config } = lambda;
   const bytes = request.bytes();
   if (bytes.length > MAX_BODY_BYTES) return tooLarge();
   let body: unknown;

@@ -159,7 +159,7 @@ function contact(event: Fields, type: Exclude<EventType, "alias">): Contact | Fa
     return {
       kind: "rejected",
       reason: "no-contact",
-      message: `The ${type} event's userId is only white space, which names no contact: send the user's id, or leave userId out and send an email.`,
+      message: `The ${type} event's userId is only white space: send the user's id, or an email.`,
     };
   }
   if (id === undefined && userId !== undefined && userId !== null && userId !== "") {

@@ -115,7 +115,7 @@ function hasEntryBelow(allow: ReadonlySet<string>, path: string): boolean {
  * entries, so `__proto__` and `constructor` are ordinary keys.
  */
 export function normalizeTraits(source: Record<string, unknown>, options: TraitOptions): Traits {
-  const out = new Map<string, { value: TraitValue; exact: boolean; rawPath: string }>();
+  const out = new Map<string, { value: TraitValue; exact: boolean }>();
   const rename = options.preserveKeys ? (key: string) => key : snakeCase;
   const { notice } = options;
 
@@ -126,7 +126,7 @@ export function normalizeTraits(source: Record<string, unknown>, options: TraitO
     if (existing) notice?.("collision", rawPath);
     // A key already written in snake_case beats one that only normalizes to it.
     if (existing?.exact && !exact) return;
-    out.set(key, { value, exact, rawPath });
+    out.set(key, { value, exact });
   };
 
   const { selection } = options;
