@@ -151,7 +151,7 @@ await emit({
 chmodSync("dist/cli/refiner-destination.js", 0o755);
 
 // The browser plugin: minified, with no dependency in the output (test/browser-plugin.test.ts
-// holds it to 10 KB and to no imports).
+// holds it to 11 KB, against a 10 KB target, and to no imports).
 const { version } = JSON.parse(readFileSync("package.json", "utf8"));
 const browser = {
   platform: "browser",
