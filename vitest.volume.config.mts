@@ -12,6 +12,7 @@ export default defineConfig({
       "test/cli.send.test.ts",
       "test/lambda.webhook.volume.test.ts",
       "test/unchanged.test.ts",
+      "test/differential.test.ts",
     ],
     env: { REFINER_TEST_VOLUME: "full" },
     // Full-size runs load the machine more: two at a time, each file in a worker of its own (the

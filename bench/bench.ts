@@ -563,8 +563,8 @@ async function queuedMix(env: Record<string, string>): Promise<void> {
   rows.push([
     "queued: requests per event, a realistic 1,000-event mix",
     `${perEvent.toFixed(2)} (fewest possible ${(needed / events.length).toFixed(2)})`,
-    "≤ 0.75",
-    perEvent <= 0.75,
+    "≤ 0.72",
+    perEvent <= 0.72,
   ]);
 }
 
@@ -614,26 +614,94 @@ async function replay(events: Record<string, unknown>[], extra: Record<string, u
   return requests;
 }
 
+/**
+ * Sends events through the queued webhook in 1,000-event batches, in order, while `consumers`
+ * deliver instances drain the queue; Refiner's requests, counted once the queue is empty.
+ */
+async function queuedReplay(
+  events: Record<string, unknown>[],
+  consumers: number,
+  extra: Record<string, string> = {},
+): Promise<number> {
+  const refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  const queues = await startLocalQueues({ name: "day" });
+  const table = await startLocalTable({ root: ROOT });
+  const env = {
+    ...localSqsEnvironment(queues.endpoint),
+    ...localTableEnvironment(table),
+    REFINER_API_KEY: API_KEY,
+    REFINER_API_BASE_URL: refiner.url,
+    SEGMENT_WEBHOOK_TOKEN: "bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+    REFINER_QUEUE_URL: queues.queueUrl,
+    REFINER_RATE_PER_MINUTE: "600000",
+    // lambdaInstance leaves the variables in process.env: each run sets its own.
+    REFINER_SKIP_UNCHANGED_MINUTES: "",
+    REFINER_EVENT_ALLOW_LIST: "",
+    ...extra,
+  };
+  const door = lambdaInstance(env);
+  const poller = startPoller({
+    client: queues.client,
+    queueUrl: queues.queueUrl,
+    handlers: Array.from({ length: consumers }, () => lambdaInstance(env).deliver),
+  });
+  for (let at = 0; at < events.length; at += 1000) {
+    const result = await door.webhook(
+      functionUrlEvent({
+        method: "POST",
+        url: "/",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+        },
+        body: Buffer.from(JSON.stringify(events.slice(at, at + 1000))),
+      }),
+    );
+    if (result.statusCode !== 200)
+      throw new Error(`a day batch was not accepted: ${result.statusCode}`);
+  }
+  const started = performance.now();
+  while ((await queues.count(queues.queueUrl)) > 0 && performance.now() - started < 300_000) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  await poller.stop();
+  await queues.stop();
+  await table.stop();
+  const requests = refiner.requests.length;
+  await refiner.close();
+  return requests;
+}
+
+/** The day trace where skipping keeps the rule (queued, 4 consumers), and what the function costs. */
 async function unchangedTrace(): Promise<void> {
   const { events, minimum } = dayTrace();
-  const skipping = await replay(events, { skipUnchangedMinutes: "60" });
-  const every = await replay(events, { skipUnchangedMinutes: "0" });
+  const queued = await queuedReplay(events, 4);
+  const every = await queuedReplay(events, 4, { REFINER_SKIP_UNCHANGED_MINUTES: "0" });
   rows.push([
-    `day trace, single handlers (${events.length} events): requests / fewest needed`,
-    `${(skipping / minimum).toFixed(3)} × (${skipping} for ${minimum}; without skipping ${(every / minimum).toFixed(2)} ×)`,
+    `day trace, queued with 4 consumers (${events.length} events): requests / fewest needed`,
+    `${(queued / minimum).toFixed(3)} × (${queued} for ${minimum}; without skipping ${(every / minimum).toFixed(2)} ×)`,
     "≤ 1.05 ×",
-    skipping <= minimum * 1.05,
+    queued <= minimum * 1.05,
+  ]);
+  const fn = await replay(events, {});
+  rows.push([
+    "day trace, Segment function (it skips nothing: its memory is one worker's)",
+    `${(fn / minimum).toFixed(2)} × the fewest (${fn} requests)`,
+    "",
+    true,
   ]);
 }
 
-/** The same day with only the events surveys target sent (eventAllowList). */
+/** The same day with only the events surveys target sent (eventAllowList), queued. */
 async function surveyEventsTrace(): Promise<void> {
   const surveyEvents = new Set(["Viewed Pricing Page", "Trial Started"]);
   const { events, minimum } = dayTrace(surveyEvents);
-  const chosen = await replay(events, { eventAllowList: [...surveyEvents] });
-  const all = await replay(events, {});
+  const chosen = await queuedReplay(events, 4, {
+    REFINER_EVENT_ALLOW_LIST: [...surveyEvents].join(","),
+  });
+  const all = await queuedReplay(events, 4);
   rows.push([
-    `day trace, only the events surveys use (eventAllowList of 2): requests / fewest needed`,
+    `day trace, only the events surveys use (eventAllowList of 2), queued: requests / fewest needed`,
     `${(chosen / minimum).toFixed(3)} × (${chosen} for ${minimum}; every event: ${all} requests, ${(all / chosen).toFixed(1)} × as many)`,
     "≤ 1.05 ×",
     chosen <= minimum * 1.05,
