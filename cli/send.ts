@@ -17,6 +17,7 @@ import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/d
 import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { answerOf, classOf } from "../lib/runtimes/doors.ts";
+import { keyNotices } from "../lib/runtimes/log.ts";
 import { eventType, SENT_TYPES } from "../lib/segment/event.ts";
 import {
   LAMBDA_ENVIRONMENT,
@@ -421,6 +422,8 @@ function answerWatch(run: Run) {
  * a window's worth, so memory stays flat.
  */
 function windowPlanner(run: Run, ledger: Ledger, queues: ContactQueues<Item>) {
+  // A trait key the mapping drops or merges is named once per run (docs/mapping.md).
+  const notice = keyNotices((message, key) => run.log(`${message}: ${key}`));
   let window: Item[] = [];
   let windowStarted = Date.now();
   const enqueue = (request: PlannedRequest, items: Item[]) => {
@@ -439,6 +442,9 @@ function windowPlanner(run: Run, ledger: Ledger, queues: ContactQueues<Item>) {
     const plan = planBatch(
       items.map((item) => item.event),
       run.settings,
+      undefined,
+      undefined,
+      notice,
     );
     const rejected: Item[] = [];
     for (const [position, outcome] of plan.answered) {

@@ -150,6 +150,33 @@ describe("the queued webhook, as npm start runs it", () => {
     expect(await queues.count(queues.queueUrl)).toBe(0);
     expect(refiner.requests).toHaveLength(2);
   }, 60_000);
+
+  it("refuses alone an event too large for a message by itself, and queues the rest", async () => {
+    const huge = {
+      type: "identify",
+      userId: "huge",
+      messageId: "huge-1",
+      traits: { notes: "x".repeat(1024 * 1024) },
+    };
+    const track = { type: "track", userId: "huge", event: "Clicked", messageId: "huge-2" };
+    const answer = await lambda.webhook(webhookPost(JSON.stringify([huge, track]), auth));
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(String(answer.body))).toEqual({
+      results: [
+        {
+          status: 400,
+          errormessage: "The event is larger than SQS's 1048576 bytes a message, even alone.",
+        },
+        { status: 200 },
+      ],
+    });
+    while ((await queues.count(queues.queueUrl)) > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(requests()).toEqual([
+      { method: "POST", path: "/track-event", body: { event: "Clicked", id: "huge" } },
+    ]);
+  });
 });
 
 describe("the Segment function", () => {
