@@ -258,10 +258,11 @@ describe("settings", () => {
       apiBaseUrl: "https://refiner-proxy.example.test/v1",
       allowAnyApiHost: true,
     });
-    await handlers.onTrack(track(), {
-      apiKey: API_KEY,
-      apiBaseUrl: "https://eu.api.refiner.io/v1",
-    });
+    // Another event (another messageId): one worker rightly sends the same one once.
+    await handlers.onTrack(
+      { ...track(), messageId: "another-track" },
+      { apiKey: API_KEY, apiBaseUrl: "https://eu.api.refiner.io/v1" },
+    );
     expect(meant).toEqual([
       "https://refiner-proxy.example.test/v1/track-event",
       "https://eu.api.refiner.io/v1/track-event",
