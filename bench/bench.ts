@@ -400,6 +400,21 @@ function lambdaInstance(env: Record<string, string>) {
   };
 }
 
+/** A webhook batch, authenticated by the token. */
+function post(to: ReturnType<typeof lambdaInstance>, events: unknown[]) {
+  return to.webhook(
+    functionUrlEvent({
+      method: "POST",
+      url: "/",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
+      },
+      body: Buffer.from(JSON.stringify(events)),
+    }),
+  );
+}
+
 async function queued(): Promise<void> {
   const refiner = await startRefinerEmulator({ apiKey: API_KEY });
   const queues = await startLocalQueues();
@@ -416,20 +431,6 @@ async function queued(): Promise<void> {
     REFINER_CONSUMERS: "2",
   };
   const lambda = lambdaInstance(env);
-  /** A webhook batch, authenticated by the token. */
-  const post = (to: ReturnType<typeof lambdaInstance>, events: unknown[]) =>
-    to.webhook(
-      functionUrlEvent({
-        method: "POST",
-        url: "/",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
-        },
-        body: Buffer.from(JSON.stringify(events)),
-      }),
-    );
-
   // Accepting: ten 1,000-event batches, each new (another batch's messageIds).
   const acceptMs: number[] = [];
   for (let run = 0; run < 10; run++) {
@@ -533,17 +534,7 @@ async function queuedMix(env: Record<string, string>): Promise<void> {
   const users = new Set(events.map((event) => event.userId)).size;
   const tracked = events.filter((event) => event.type === "page" || event.type === "track").length;
   const door = lambdaInstance(mixEnv);
-  const result = await door.webhook(
-    functionUrlEvent({
-      method: "POST",
-      url: "/",
-      headers: {
-        "content-type": "application/json",
-        authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
-      },
-      body: Buffer.from(JSON.stringify(events)),
-    }),
-  );
+  const result = await post(door, events);
   if (result.statusCode !== 200) throw new Error(`the mix was not accepted: ${result.statusCode}`);
   const poller = startPoller({
     client: queues.client,
@@ -646,17 +637,7 @@ async function queuedReplay(
     handlers: Array.from({ length: consumers }, () => lambdaInstance(env).deliver),
   });
   for (let at = 0; at < events.length; at += 1000) {
-    const result = await door.webhook(
-      functionUrlEvent({
-        method: "POST",
-        url: "/",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
-        },
-        body: Buffer.from(JSON.stringify(events.slice(at, at + 1000))),
-      }),
-    );
+    const result = await post(door, events.slice(at, at + 1000));
     if (result.statusCode !== 200)
       throw new Error(`a day batch was not accepted: ${result.statusCode}`);
   }
