@@ -2,10 +2,18 @@
 // baseline in the same run, on this machine, so that machine noise cancels out.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import nodeFetch from "node-fetch";
@@ -909,9 +917,28 @@ async function main(): Promise<void> {
     browser: browserPlugin,
   };
   const chosen = process.argv.slice(2);
+  // The handlers' own lines (JSON logs, embedded metrics) go to a file, so that the figures stand
+  // alone on the terminal.
+  const linesFile = join(ROOT, "dist", "dev", "bench-lines.log");
+  writeFileSync(linesFile, "");
+  const streams = [process.stdout, process.stderr];
+  const writes = streams.map((stream) => stream.write.bind(stream));
+  streams.forEach((stream, at) => {
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (String(chunk).startsWith("{")) {
+        appendFileSync(linesFile, String(chunk));
+        return true;
+      }
+      return (writes[at] as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof stream.write;
+  });
   for (const [name, run] of Object.entries(groups)) {
     if (chosen.length === 0 || chosen.includes(name)) await run();
   }
+  streams.forEach((stream, at) => {
+    stream.write = writes[at] as typeof stream.write;
+  });
+  console.log(`(the handlers' log and metric lines: ${relative(process.cwd(), linesFile)})\n`);
   const width = Math.max(...rows.map(([figure]) => figure.length));
   const measuredWidth = Math.max(...rows.map(([, measured]) => measured.length));
   for (const [figure, measured, target, met] of rows) {
