@@ -153,20 +153,43 @@ describe("bad configuration and failures", () => {
     await page.page.close();
   });
 
-  const blockers: [string, string, ((page: Page) => Promise<unknown>) | undefined][] = [
-    ["answers 404", "missing-client.js", undefined],
+  // The page's Content-Security-Policy names the page's own three scripts, not the stand-in
+  // client, which loads without it (tried: with the client's URL added, this test fails).
+  const policy = () =>
+    [
+      "script-src 'unsafe-inline' 'unsafe-eval'",
+      ...["analytics.js", "refiner.js", "page-setup.js"].map((name) => `${server.origin}/${name}`),
+    ].join(" ");
+  const blockers: [string, () => string, ((page: Page) => Promise<unknown>) | undefined][] = [
+    ["answers 404", () => `${server.origin}/missing-client.js`, undefined],
     [
       "is blocked by an ad blocker",
-      "blocked-client.js",
+      () => `${server.origin}/blocked-client.js`,
       (page) => page.route("**/blocked-client.js", (route) => route.abort("blockedbyclient")),
     ],
+    [
+      "is refused by the page's Content-Security-Policy",
+      () => client,
+      (page) =>
+        page.route("**/test.html", async (route) => {
+          const response = await route.fetch();
+          await route.fulfill({
+            response,
+            headers: {
+              ...response.headers(),
+              "content-security-policy": policy(),
+            },
+          });
+        }),
+    ],
   ];
-  for (const [what, script, prepare] of blockers) {
+  for (const [what, scriptUrl, prepare] of blockers) {
     it(`when Refiner's script ${what}: analytics is ready, says so once, and marks nothing`, async () => {
+      const script = scriptUrl();
       const page = await visit(
         chromium,
         server,
-        `{ projectId: "prj-7f3a", scriptUrl: "${server.origin}/${script}" }`,
+        `{ projectId: "prj-7f3a", scriptUrl: "${script}" }`,
         prepare,
       );
       await page.run("analytics.ready()");
@@ -183,7 +206,7 @@ describe("bad configuration and failures", () => {
       // Console messages come over their own channel: wait for the one expected, then compare all.
       await vi.waitFor(() => expect(page.console.join("\n")).toContain("did not load"));
       expect(page.console.filter((line) => line.includes("Refiner"))).toEqual([
-        `warning: Refiner: ${server.origin}/${script} did not load: no surveys on this page.`,
+        `warning: Refiner: ${script} did not load: no surveys on this page.`,
       ]);
       expect(await page.calls()).toEqual([]);
       await page.page.close();
