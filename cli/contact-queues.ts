@@ -6,8 +6,8 @@
 // 429 pauses every contact for Refiner's Retry-After.
 
 import { backoff } from "../lib/delivery/backoff.ts";
-import type { Outcome } from "../lib/delivery/outcome.ts";
 import type { PlannedRequest } from "../lib/delivery/plan.ts";
+import type { Outcome } from "../lib/outcome.ts";
 
 export interface Job<Item> {
   contact: string;

@@ -2,7 +2,7 @@
 // through Segment's Public API, so a release needs no copy-paste. Idempotent: it finds the function
 // by display name and changes only what differs.
 
-import { describe } from "../lib/delivery/outcome.ts";
+import { describe } from "../lib/outcome.ts";
 import type { Fetch } from "../lib/refiner/client.ts";
 import { SENT_TYPES } from "../lib/segment/event.ts";
 import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";

@@ -11,10 +11,10 @@
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { sendPlan } from "../lib/delivery/deliver.ts";
-import { DELIVERED, describe, type Outcome, retry } from "../lib/delivery/outcome.ts";
 import { tokenBucket } from "../lib/delivery/pace.ts";
 import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
 import { recentIds } from "../lib/delivery/recent-ids.ts";
+import { DELIVERED, describe, type Outcome, retry } from "../lib/outcome.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { answerOf, classOf } from "../lib/runtimes/doors.ts";
 import { keyNotices } from "../lib/runtimes/log.ts";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FILTERED, invalid, retry, unsupported, untilFixed } from "../lib/delivery/outcome.ts";
+import { FILTERED, invalid, retry, unsupported, untilFixed } from "../lib/outcome.ts";
 import { classOf, DOORS, toBatchItem, toSegmentError } from "../lib/runtimes/doors.ts";
 
 const ROOT = join(import.meta.dirname, "..");

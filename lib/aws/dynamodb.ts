@@ -5,8 +5,8 @@
 // given to the client explicitly, as for SQS.
 
 import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
-import { pool } from "../delivery/deliver.ts";
 import type { DeliveredTable } from "../delivery/delivered.ts";
+import { pool } from "../pool.ts";
 
 /**
  * How long a delivered id is kept: a copy can arrive from Segment's resends (4 hours), and a

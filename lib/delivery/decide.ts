@@ -1,9 +1,9 @@
 // The one place that decides what Refiner's answer means for an event (docs/mapping.md,
 // "Outcomes"). Every door only translates the Outcome it returns.
 
+import { DELIVERED, describe, invalid, type Outcome, redact, retry } from "../outcome.ts";
 import type { Endpoint, Result } from "../refiner/client.ts";
 import { isPlainObject } from "../segment/traits.ts";
-import { DELIVERED, describe, invalid, type Outcome, redact, retry } from "./outcome.ts";
 
 /**
  * Refiner's answer to a call, or the failure to get one, → what becomes of the call's events: the

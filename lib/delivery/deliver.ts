@@ -7,6 +7,8 @@
 // What the deadline cuts off is retryable. A bug becomes a retry too, never an exception that a
 // door could let Segment discard.
 
+import { type Outcome, redact, retry, UNCHANGED } from "../outcome.ts";
+import { pool } from "../pool.ts";
 import {
   type Connection,
   ENDPOINTS,
@@ -18,7 +20,6 @@ import type { KeyNotice } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
 import { type DeliveredIds, deliveredBefore } from "./delivered.ts";
-import { type Outcome, redact, retry, UNCHANGED } from "./outcome.ts";
 import { type BatchPlan, contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
 import { afterDelivery, hash, isUnchanged, type SentMemory } from "./unchanged.ts";
 
@@ -146,33 +147,37 @@ async function sendEach(
   // that contact's wait too, so nothing of it overtakes what is to be retried.
   const waiting = new Map<string, Outcome>();
   for (const phase of phases) {
-    await pool(byContact(phase), async (requests) => {
-      for (const planned of requests) {
-        const contact = contactOf(planned.call);
-        const outcome =
-          throttled ??
-          waiting.get(contact) ??
-          (await (skip && planned.call.call !== "trackEvent"
-            ? sendUnlessUnchanged(planned.call, connection, deadline, runtime, skip)
-            : send(planned.call, connection, deadline, runtime)));
-        if (outcome.kind === "retry") {
-          if (outcome.status === 429 && throttled === undefined) {
-            throttled = retry(
-              `Not sent: Refiner throttled these events (${outcome.message})`,
-              429,
-              outcome.retryAfterSeconds,
-            );
+    await pool(
+      byContact(phase),
+      async (requests) => {
+        for (const planned of requests) {
+          const contact = contactOf(planned.call);
+          const outcome =
+            throttled ??
+            waiting.get(contact) ??
+            (await (skip && planned.call.call !== "trackEvent"
+              ? sendUnlessUnchanged(planned.call, connection, deadline, runtime, skip)
+              : send(planned.call, connection, deadline, runtime)));
+          if (outcome.kind === "retry") {
+            if (outcome.status === 429 && throttled === undefined) {
+              throttled = retry(
+                `Not sent: Refiner throttled these events (${outcome.message})`,
+                429,
+                outcome.retryAfterSeconds,
+              );
+            }
+            if (!waiting.has(contact)) {
+              waiting.set(contact, {
+                ...outcome,
+                message: `Not sent: an earlier event of this contact waits for its retry (${outcome.message})`,
+              });
+            }
           }
-          if (!waiting.has(contact)) {
-            waiting.set(contact, {
-              ...outcome,
-              message: `Not sent: an earlier event of this contact waits for its retry (${outcome.message})`,
-            });
-          }
+          for (const at of planned.events) results[at] = outcome;
         }
-        for (const at of planned.events) results[at] = outcome;
-      }
-    });
+      },
+      MAX_IN_FLIGHT,
+    );
   }
   for (const [copy, original] of copies) results[copy] = results[original];
 
@@ -261,22 +266,6 @@ async function send(
   const result = await request(call, connection, deadline - now);
   if (!("error" in result)) runtime.answered?.(Date.now() - now);
   return decide(result, endpoint, connection.apiKey);
-}
-
-/** Runs `work` over `items` with at most `limit` at once, in order of start. */
-export async function pool<T>(
-  items: readonly T[],
-  work: (item: T) => Promise<void>,
-  limit = MAX_IN_FLIGHT,
-): Promise<void> {
-  // One iterator for every worker: each takes the next item when it is free.
-  const queue = items.values();
-  const worker = async () => {
-    for (let next = queue.next(); !next.done; next = queue.next()) await work(next.value);
-  };
-  const workers: Promise<void>[] = [];
-  while (workers.length < limit && workers.length < items.length) workers.push(worker());
-  await Promise.all(workers);
 }
 
 function unexpected(error: unknown, apiKey: string): Outcome {

@@ -7,8 +7,8 @@
 // recorded. When the table cannot be reached, events are delivered anyway: a duplicate is better
 // than a loss. That is logged and counted by the caller's `unavailable`.
 
+import { ALREADY_DELIVERED, type Outcome } from "../outcome.ts";
 import { beforeDeadline } from "./deadline.ts";
-import { ALREADY_DELIVERED, type Outcome } from "./outcome.ts";
 import { messageIdOf } from "./plan.ts";
 import { RECENT_TTL_MS, type RecentIds, recentIds } from "./recent-ids.ts";
 

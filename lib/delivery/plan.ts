@@ -14,13 +14,13 @@
 // - Contacts are identified before their events are tracked. A delete splits the events into
 //   phases, so what came before it is sent before it, and what came after, after.
 
+import type { Failure, Outcome } from "../outcome.ts";
 import type { AccountBody, IdentifyBody, RefinerCall, Who } from "../refiner/client.ts";
 import { type EventType, eventType } from "../segment/event.ts";
 import { isOutcome, type MappingOptions, mapEvent } from "../segment/mapping.ts";
 import type { KeyNotice } from "../segment/traits.ts";
 import { isPlainObject } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
-import type { Failure, Outcome } from "./outcome.ts";
 
 /** One Refiner request and the input positions of the events it delivers. */
 export interface PlannedRequest {

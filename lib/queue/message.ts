@@ -6,7 +6,7 @@
 // U+FFFE and U+FFFF in a message, and fauxqs everything above U+FFFF, while JSON.stringify leaves
 // them raw; escaped, any event is accepted, and JSON.parse gives back the same text.
 
-import { invalid, type Unsent } from "../delivery/outcome.ts";
+import { invalid, type Unsent } from "../outcome.ts";
 import { ENDPOINTS, type RefinerCall } from "../refiner/client.ts";
 import { eventType } from "../segment/event.ts";
 import { isOutcome, mapEvent } from "../segment/mapping.ts";

@@ -15,17 +15,8 @@
 //   fixed, and Segment already has its 200.
 
 import { backoff } from "../delivery/backoff.ts";
-import { pool, type Runtime, sendPlan } from "../delivery/deliver.ts";
+import { type Runtime, sendPlan } from "../delivery/deliver.ts";
 import { type DeliveredIds, deliveredBefore } from "../delivery/delivered.ts";
-import {
-  ALREADY_DELIVERED,
-  type Failure,
-  invalid,
-  type Outcome,
-  QUEUED,
-  retry,
-  type Unsent,
-} from "../delivery/outcome.ts";
 import {
   type BatchPlan,
   contactOf,
@@ -34,6 +25,16 @@ import {
   planBatch,
 } from "../delivery/plan.ts";
 import { hash } from "../delivery/unchanged.ts";
+import {
+  ALREADY_DELIVERED,
+  type Failure,
+  invalid,
+  type Outcome,
+  QUEUED,
+  retry,
+  type Unsent,
+} from "../outcome.ts";
+import { pool } from "../pool.ts";
 import type { IdentifyBody, RefinerCall, TraitValue } from "../refiner/client.ts";
 import { eventType } from "../segment/event.ts";
 import { isOutcome } from "../segment/mapping.ts";

@@ -2,7 +2,7 @@
 // decide.ts says what became of an event; this says how every door answers it. The doors read
 // their column here and do nothing else with an Outcome.
 
-import type { Failure, Outcome } from "../delivery/outcome.ts";
+import type { Failure, Outcome } from "../outcome.ts";
 import { SegmentErrors } from "../segment/errors.ts";
 
 /** What became of an event, as the doors tell the cases apart. */

@@ -1,7 +1,7 @@
 // The Lambda functions' configuration: their environment (lib/runtimes/variables.ts), read and
 // checked once per cold start, with the secret variables from the stage's secret on AWS.
 
-import { redact } from "../delivery/outcome.ts";
+import { redact } from "../outcome.ts";
 import { FIRST_BACKOFF_SECONDS } from "../queue/queue.ts";
 import {
   LAMBDA_ENVIRONMENT,

@@ -10,9 +10,9 @@ import { sqsQueueClient } from "../aws/sqs.ts";
 import { beforeDeadline } from "../delivery/deadline.ts";
 import { DEADLINE_MS, deliverOnce, type Runtime } from "../delivery/deliver.ts";
 import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
-import { describe, type Failure, type Outcome, untilFixed } from "../delivery/outcome.ts";
 import { tokenBucket } from "../delivery/pace.ts";
 import type { SentMemory } from "../delivery/unchanged.ts";
+import { describe, type Failure, type Outcome, untilFixed } from "../outcome.ts";
 import {
   consume,
   enqueue,

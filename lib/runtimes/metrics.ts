@@ -6,7 +6,7 @@
 // Lines go to process.stdout itself, not through `console`, which Lambda's runtime patches to wrap
 // what it is given, so that each reaches CloudWatch as the JSON object it is (as Powertools writes).
 
-import type { Outcome } from "../delivery/outcome.ts";
+import type { Outcome } from "../outcome.ts";
 
 /**
  * Every metric, in namespace RefinerDestination with one dimension, Service: the stack (its

@@ -6,7 +6,7 @@
 
 import { deliverOnce, type Runtime } from "../delivery/deliver.ts";
 import type { DeliveredIds } from "../delivery/delivered.ts";
-import { invalid } from "../delivery/outcome.ts";
+import { invalid } from "../outcome.ts";
 import type { EventType } from "../segment/event.ts";
 import { parseSettings } from "../settings.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";

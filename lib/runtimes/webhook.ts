@@ -6,7 +6,7 @@
 
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Runtime } from "../delivery/deliver.ts";
-import type { Outcome } from "../delivery/outcome.ts";
+import type { Outcome } from "../outcome.ts";
 import { answerOf, toBatchItem } from "./doors.ts";
 import { deliverAll, type LambdaInstance } from "./lambda.ts";
 import { type LambdaConfig, redactSecrets, webhookConfig } from "./lambda-config.ts";

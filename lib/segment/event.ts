@@ -3,7 +3,7 @@
 // that call needs, typed (docs/mapping.md, "Who the contact is" and "Each call"). Pure: no I/O, no
 // clock. lib/segment/mapping.ts turns a SegmentEvent into the Refiner call.
 
-import { type Failure, invalid, unsupported } from "../delivery/outcome.ts";
+import { type Failure, invalid, unsupported } from "../outcome.ts";
 import { isPlainObject } from "./traits.ts";
 
 /**

@@ -2,7 +2,7 @@
 // settings leave it out. Pure: no I/O, no clock. What can be wrong with an event is found before,
 // by validateEvent (lib/segment/event.ts): here every event has what its call needs.
 
-import { FILTERED, type Filtered, type Unsent } from "../delivery/outcome.ts";
+import { FILTERED, type Filtered, type Unsent } from "../outcome.ts";
 import type { AccountBody, IdentifyBody, RefinerCall, Who } from "../refiner/client.ts";
 import type { SelectionSettings } from "../settings.ts";
 import {
