@@ -423,18 +423,29 @@ function post(to: ReturnType<typeof lambdaInstance>, events: unknown[]) {
   );
 }
 
-async function queued(): Promise<void> {
-  const refiner = await startRefinerEmulator({ apiKey: API_KEY });
-  const queues = await startLocalQueues();
-  // The table of delivered messageIds, which the doors read and the consumers read and write.
-  const table = await startLocalTable({ root: ROOT });
-  const env = {
+/** A Lambda instance's variables for queued delivery through these local stand-ins. */
+function queuedEnvironment(
+  refiner: { url: string },
+  queues: { endpoint: string; queueUrl: string },
+  table: Parameters<typeof localTableEnvironment>[0],
+): Record<string, string> {
+  return {
     ...localSqsEnvironment(queues.endpoint),
     ...localTableEnvironment(table),
     REFINER_API_KEY: API_KEY,
     REFINER_API_BASE_URL: refiner.url,
     SEGMENT_WEBHOOK_TOKEN: "bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
     REFINER_QUEUE_URL: queues.queueUrl,
+  };
+}
+
+async function queued(): Promise<void> {
+  const refiner = await startRefinerEmulator({ apiKey: API_KEY });
+  const queues = await startLocalQueues();
+  // The table of delivered messageIds, which the doors read and the consumers read and write.
+  const table = await startLocalTable({ root: ROOT });
+  const env = {
+    ...queuedEnvironment(refiner, queues, table),
     REFINER_RATE_PER_MINUTE: "6000",
     REFINER_CONSUMERS: "2",
   };
@@ -626,12 +637,7 @@ async function queuedReplay(
   const queues = await startLocalQueues({ name: "day" });
   const table = await startLocalTable({ root: ROOT });
   const env = {
-    ...localSqsEnvironment(queues.endpoint),
-    ...localTableEnvironment(table),
-    REFINER_API_KEY: API_KEY,
-    REFINER_API_BASE_URL: refiner.url,
-    SEGMENT_WEBHOOK_TOKEN: "bench-token-5f0c2a9e7d1b4c8a3e6f2d9b",
-    REFINER_QUEUE_URL: queues.queueUrl,
+    ...queuedEnvironment(refiner, queues, table),
     REFINER_RATE_PER_MINUTE: "600000",
     // lambdaInstance leaves the variables in process.env: each run sets its own.
     REFINER_SKIP_UNCHANGED_MINUTES: "",
