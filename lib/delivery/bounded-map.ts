@@ -3,7 +3,7 @@
 // dropped. So the latest max / 2 entries at least are always held, and no walk over old entries
 // is ever needed. (One Map with its oldest key deleted per insert looked simpler, but V8 keeps
 // deleted entries as holes that every walk from the oldest key steps over: a million inserts took
-// half a minute.) The memories of delivered messageIds and of what Refiner has both use it.
+// half a minute.) The memory of delivered messageIds uses it.
 
 export interface BoundedMap<V> {
   get(key: string): V | undefined;

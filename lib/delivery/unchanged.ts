@@ -33,7 +33,7 @@ export interface SentMemory {
   forget(contact: string): Promise<void>;
 }
 
-/** A bounded map (bounded-map.ts) of at most `maxContacts`: for tests and the local stand-ins. */
+/** A bounded map (bounded-map.ts) of at most `maxContacts`, for the pipeline's tests. */
 export function mapMemory(maxContacts = 100_000): SentMemory {
   const contacts = boundedMap<ContactState>(maxContacts);
   return {
