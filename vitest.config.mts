@@ -4,7 +4,10 @@ import { defineConfig } from "vitest/config";
 export const shared = {
   // Tests load the built bundles, so build them once before any test file runs.
   globalSetup: ["test/support/build-once.ts"],
-  testTimeout: 15_000,
+  // Limits, not speeds: a test or hook that hangs fails, but a machine busy with other work (CI
+  // often is) may take several times as long as a quiet one.
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
   // Vitest takes one worker on a 2-core machine; most of these files wait on sockets, timers and
   // child processes rather than on the CPU, so three run side by side (41 s against 51 s with two).
   maxWorkers: 3,

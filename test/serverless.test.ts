@@ -195,7 +195,7 @@ describe("npm run package, queued (the default)", () => {
   let said: string;
   beforeAll(async () => {
     ({ template, out, said } = (await both)[0]);
-  }, 60_000);
+  }, 180_000);
 
   it("declares the three functions on nodejs22.x with JSON logs, the doors just over Segment's 5 s", () => {
     for (const name of ["SegmentLambdaFunction", "WebhookLambdaFunction"]) {
@@ -495,7 +495,7 @@ describe("npm run package, queued (the default)", () => {
 
   it("passes cfn-lint with no error and no warning but W3005 and W8003, in both modes", async () => {
     expect(await linted).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it("ships only the Lambda bundle, under 200 KB", () => {
     const zip = join(out, "refiner-segment-destination.zip");
@@ -509,7 +509,7 @@ describe("npm run package, direct (--param queued=false)", () => {
   let said: string;
   beforeAll(async () => {
     ({ template, said } = (await both)[1]);
-  }, 60_000);
+  }, 180_000);
 
   it("says that no role for Segment's AWS Lambda destination is made without segmentExternalId", () => {
     expect(said).toContain("No --param segmentExternalId: no role is created");
@@ -543,7 +543,7 @@ describe("the guard (deploy/guard.cjs)", () => {
     expect(said).toContain("npx refiner-destination secret --stage dev");
     expect(said).not.toContain(CANARY);
     expect(readdirSync(out)).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it("names exactly the secret variables of lib/runtimes/variables.ts, as the functions do", () => {
     const guard = readFileSync(join(ROOT, "deploy", "guard.cjs"), "utf8");
@@ -657,5 +657,5 @@ describe("serverless invoke local", () => {
     const result = stdout.slice(stdout.lastIndexOf("\n{\n") + 1);
     expect(JSON.parse(result)).toEqual({ status: 200 });
     expect(refiner.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /identify-user"]);
-  }, 60_000);
+  }, 180_000);
 });
