@@ -122,6 +122,7 @@ describe("docs/lambda.md", () => {
         "REFINER_SECRET_ID",
         "REFINER_QUEUE_URL",
         "REFINER_DELIVERED_TABLE",
+        "NODE_OPTIONS",
         "REFINER_CONSUMERS",
         "REFINER_RATE_PER_MINUTE",
         "REFINER_RETRY_BACKOFF_SECONDS",

@@ -3,6 +3,7 @@
 // lines that carry the request id and never traits, embedded metrics, and deadlines taken from the
 // time Lambda says is left.
 
+import { spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalSecrets, startLocalSecrets } from "../local/secrets-emulator.ts";
@@ -11,6 +12,7 @@ import { API_KEY, loadEvent } from "./support/fixtures.ts";
 import { startHangingServer } from "./support/hanging.ts";
 import {
   captureConsole,
+  LAMBDA_HANDLER,
   type LambdaHandlers,
   loadLambda,
   metricLines,
@@ -404,5 +406,38 @@ describe("deadlines from the runtime", () => {
     await expect(lambda.segment(loadEvent("track"), context("long", 5900))).resolves.toEqual({
       status: 200,
     });
+  });
+});
+
+describe("stack traces", () => {
+  // The bundle is minified; with NODE_OPTIONS=--enable-source-maps, as serverless.yml sets it, a
+  // stack trace names the lib/ file and function. A getRemainingTimeInMillis that throws makes one
+  // from inside the bundle.
+  const script = `
+    const lambda = require(${JSON.stringify(LAMBDA_HANDLER)});
+    const context = { awsRequestId: "trace", getRemainingTimeInMillis() { throw new Error("boom"); } };
+    lambda.segment({}, context).catch((error) => process.stdout.write(error.stack));
+  `;
+  const trace = (options: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [...options, "-e", script], {
+        env: { ...process.env, REFINER_API_KEY: API_KEY },
+      });
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      child.on("error", reject);
+      child.on("close", () => resolve(out));
+    });
+
+  it("name lib/ files with the source map on, as deployed, and only the bundle without it", async () => {
+    const mapped = await trace(["--enable-source-maps"]);
+    expect(mapped).toContain("Error: boom");
+    expect(mapped).toMatch(/at budget \(.*lib\/runtimes\/lambda\.ts:\d+:\d+\)/);
+    const bare = await trace([]);
+    expect(bare).toContain("Error: boom");
+    expect(bare).not.toContain("lib/runtimes/lambda.ts");
+    expect(bare).toContain("dist/lambda/handler.js");
   });
 });

@@ -500,7 +500,10 @@ describe("npm run package, queued (the default)", () => {
   it("ships only the Lambda bundle, under 200 KB", () => {
     const zip = join(out, "refiner-segment-destination.zip");
     expect(statSync(zip).size).toBeLessThan(200 * 1024);
-    expect(zipEntries(readFileSync(zip))).toEqual(["dist/lambda/handler.js"]);
+    expect(zipEntries(readFileSync(zip))).toEqual([
+      "dist/lambda/handler.js",
+      "dist/lambda/handler.js.map",
+    ]);
   });
 });
 

@@ -54,6 +54,15 @@ const OWN_VARIABLES = [
     meaning: "The DynamoDB table of delivered messageIds; empty for none.",
   },
   {
+    name: "NODE_OPTIONS",
+    functions: ALL,
+    default: "--enable-source-maps",
+    secret: false,
+    setBy: "the stack",
+    meaning:
+      "Read by Node itself: source maps on, so that a stack trace in the log names the lib/ files and lines of the minified bundle.",
+  },
+  {
     name: "REFINER_CONSUMERS",
     functions: DELIVER,
     default: "2",
