@@ -11,6 +11,7 @@
 
 import type { ContactState, SentMemory } from "../delivery/unchanged.ts";
 import { hash } from "../delivery/unchanged.ts";
+import { dynamoClient, dynamoSdk } from "./dynamodb.ts";
 
 /** What the caller does when the table fails: log it and count it. */
 export type StateUnavailable = (action: "load" | "store" | "forget", error: unknown) => void;
@@ -20,24 +21,13 @@ export function dynamoContactStates(
   env: Record<string, string | undefined>,
   unavailable: StateUnavailable,
 ): SentMemory {
-  let client: import("@aws-sdk/client-dynamodb").DynamoDBClient | undefined;
-  // Required on first use, as in dynamodb.ts: the Lambda runtime ships the SDK.
-  const sdk = (): typeof import("@aws-sdk/client-dynamodb") => require("@aws-sdk/client-dynamodb");
+  // Built on first use, as the table of delivered ids is (dynamodb.ts).
+  let client: ReturnType<typeof dynamoClient> | undefined;
   const built = () => {
-    if (!client) {
-      const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
-      client = new (sdk().DynamoDBClient)({
-        ...(endpoint ? { endpoint } : {}),
-        maxAttempts: 2,
-        requestHandler: {
-          connectionTimeout: 500,
-          requestTimeout: 1500,
-          throwOnRequestTimeout: true,
-        },
-      });
-    }
+    client ??= dynamoClient(env);
     return client;
   };
+  const sdk = dynamoSdk;
   const key = (contact: string) => ({ messageId: { S: `contact#${hash(contact)}` } });
 
   const forget = async (contact: string): Promise<void> => {

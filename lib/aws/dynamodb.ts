@@ -49,6 +49,28 @@ export function tableKey(messageId: string): string {
 // With the u flag a pair is one code point, so only a half without its other half matches.
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/** The SDK, required on first use (see buildTable). */
+export function dynamoSdk(): typeof import("@aws-sdk/client-dynamodb") {
+  return require("@aws-sdk/client-dynamodb");
+}
+
+/**
+ * A client for the table: at a local endpoint when one is set (AWS_ENDPOINT_URL_DYNAMODB or
+ * AWS_ENDPOINT_URL, as for the tests' emulator), and quick to give up.
+ */
+export function dynamoClient(
+  env: Record<string, string | undefined>,
+): import("@aws-sdk/client-dynamodb").DynamoDBClient {
+  const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
+  return new (dynamoSdk().DynamoDBClient)({
+    ...(endpoint ? { endpoint } : {}),
+    // A table that does not answer must not eat the time Refiner's requests need.
+    maxAttempts: 2,
+    // (The SDK's requestTimeout only warns unless told to throw.)
+    requestHandler: { connectionTimeout: 500, requestTimeout: 1500, throwOnRequestTimeout: true },
+  });
+}
+
 /** The table, its client built on first use. */
 export function dynamoDeliveredTable(
   tableName: string,
@@ -74,16 +96,8 @@ function buildTable(
   // Required on first use, not imported at the top: a direct-mode cold start stays as light as it
   // was without the table (docs/performance.md), and its first event pays for the SDK instead.
   // The Lambda runtime ships the SDK; the bundle leaves it external.
-  const sdk: typeof import("@aws-sdk/client-dynamodb") = require("@aws-sdk/client-dynamodb");
-  const { BatchGetItemCommand, BatchWriteItemCommand, DynamoDBClient } = sdk;
-  const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB || env.AWS_ENDPOINT_URL;
-  const client = new DynamoDBClient({
-    ...(endpoint ? { endpoint } : {}),
-    // A table that does not answer must not eat the time Refiner's requests need.
-    maxAttempts: 2,
-    // (The SDK's requestTimeout only warns unless told to throw.)
-    requestHandler: { connectionTimeout: 500, requestTimeout: 1500, throwOnRequestTimeout: true },
-  });
+  const { BatchGetItemCommand, BatchWriteItemCommand } = dynamoSdk();
+  const client = dynamoClient(env);
   return {
     async find(ids) {
       const found = new Set<string>();

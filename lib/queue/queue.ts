@@ -97,15 +97,18 @@ export async function enqueue(
   // What Refiner already has is not queued again: Segment resends whole batches for 4 hours.
   const { known } = await deliveredBefore(events, delivered);
   let plan = planBatch(events, settings, eventType, known, notice);
+  let encoded = encodeAll(plan, events);
   // An event too large for a message by itself is refused alone; the rest are planned without it.
-  const tooLarge = tooLargeAlone(plan, events, settings);
-  if (tooLarge.size)
+  const tooLarge = tooLargeAlone(encoded, events, settings);
+  if (tooLarge.size) {
     plan = planBatch(events, settings, eventType, new Map([...known, ...tooLarge]));
+    encoded = encodeAll(plan, events);
+  }
   const outcomes: (Outcome | undefined)[] = new Array(events.length);
   for (const [index, outcome] of plan.answered) outcomes[index] = outcome;
   const pending: Pending[] = [];
-  for (const planned of plan.phases.flat()) {
-    const messages = toMessages(planned, events);
+  for (const [planned, whole] of encoded) {
+    const messages = toMessages(planned, whole);
     if (isOutcome(messages)) {
       for (const index of planned.events) outcomes[index] = messages;
       continue;
@@ -130,20 +133,35 @@ export async function enqueue(
 /** Escaped, a body is ASCII: its length is its size in bytes. */
 const sizeOfMessage = (message: QueuedMessage) => encodeMessage(message).length;
 
+/** A planned request's whole message, and its body as SQS would take it. */
+interface Encoded {
+  message: QueuedMessage;
+  body: string;
+}
+
+/** Each planned request's message, encoded once, in the plan's order. */
+function encodeAll(plan: BatchPlan, events: readonly unknown[]): Map<PlannedRequest, Encoded> {
+  const encoded = new Map<PlannedRequest, Encoded>();
+  for (const planned of plan.phases.flat()) {
+    const message: QueuedMessage = {
+      refiner: 1,
+      call: planned.call,
+      events: queuedEvents(planned, events),
+    };
+    encoded.set(planned, { message, body: encodeMessage(message) });
+  }
+  return encoded;
+}
+
 /** The events of oversized requests whose own message, alone, would pass SQS's limit. */
 function tooLargeAlone(
-  plan: BatchPlan,
+  encoded: ReadonlyMap<PlannedRequest, Encoded>,
   events: readonly unknown[],
   settings: Settings,
 ): Map<number, Outcome> {
   const refused = new Map<number, Outcome>();
-  for (const planned of plan.phases.flat()) {
-    const whole = {
-      refiner: 1 as const,
-      call: planned.call,
-      events: queuedEvents(planned, events),
-    };
-    if (sizeOfMessage(whole) <= MAX_MESSAGE_BYTES) continue;
+  for (const [planned, { body }] of encoded) {
+    if (body.length <= MAX_MESSAGE_BYTES) continue;
     for (const index of planned.events) {
       const alone = planBatch([events[index]], settings).phases.flat()[0];
       if (!alone) continue;
@@ -178,32 +196,35 @@ function queuedEvents(planned: PlannedRequest, events: readonly unknown[]): Queu
  * The messages of one planned request: one, or for a request over SQS's limit, several that each
  * carry some of its traits (splitIdentify), in order.
  */
-function toMessages(planned: PlannedRequest, events: readonly unknown[]): Pending[] | Failure {
-  const queued = queuedEvents(planned, events);
-  const ids = queued.map((event) => event.messageId);
+function toMessages(
+  planned: PlannedRequest,
+  { message: whole, body }: Encoded,
+): Pending[] | Failure {
+  const ids = whole.events.map((event) => event.messageId);
   // Events without a messageId are never taken for one another: their message gets an id of its
   // own, so SQS de-duplicates only a copy of this very message.
   const identity = ids.every((id) => id !== undefined) ? ids.join("\n") : freshId();
-  const whole: QueuedMessage = { refiner: 1, call: planned.call, events: queued };
-  const calls = sizeOfMessage(whole) <= MAX_MESSAGE_BYTES ? [planned.call] : splitIdentify(whole);
+  const calls = body.length <= MAX_MESSAGE_BYTES ? [planned.call] : splitIdentify(whole);
   if (calls === undefined) {
     return invalid(`The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message.`);
   }
   const parts = calls.length;
   const messages: Pending[] = [];
   for (const [at, call] of calls.entries()) {
-    const message: QueuedMessage =
-      parts === 1 ? { ...whole, call } : { ...whole, call, part: at + 1, parts };
-    const body = encodeMessage(message);
-    if (body.length > MAX_MESSAGE_BYTES) {
+    // The whole request's body is already encoded; only a part's is new.
+    const partBody =
+      call === planned.call
+        ? body
+        : encodeMessage(parts === 1 ? { ...whole, call } : { ...whole, call, part: at + 1, parts });
+    if (partBody.length > MAX_MESSAGE_BYTES) {
       return invalid(`The event is larger than SQS's ${MAX_MESSAGE_BYTES} bytes a message.`);
     }
     messages.push({
       positions: planned.events,
-      bytes: body.length,
+      bytes: partBody.length,
       entry: {
         Id: "",
-        MessageBody: body,
+        MessageBody: partBody,
         // Both at most 128 characters: hashes of the contact and of the message's identity.
         MessageGroupId: hash(contactOf(planned.call)),
         MessageDeduplicationId: hash(
