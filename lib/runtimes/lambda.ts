@@ -23,7 +23,6 @@ import {
 import { boundedFetch, type Fetch } from "../refiner/client.ts";
 import type { KeyNotice } from "../segment/traits.ts";
 import { isPlainObject } from "../segment/traits.ts";
-import type { Settings } from "../settings.ts";
 import { answerOf, type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";
 import {
   configFromEnvironment,

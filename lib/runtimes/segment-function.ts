@@ -5,11 +5,60 @@
 // that Segment's retry of the same events to the same worker sends nothing twice.
 
 import { deliverOnce, type Runtime } from "../delivery/deliver.ts";
-import type { DeliveredIds } from "../delivery/delivered.ts";
+import {
+  type DeliveredIds,
+  deliveredIds,
+  type SegmentCache,
+  segmentCacheIds,
+} from "../delivery/delivered.ts";
 import { invalid } from "../outcome.ts";
-import type { EventType } from "../segment/event.ts";
+import type { Fetch } from "../refiner/client.ts";
+import { type EventType, SEGMENT_HANDLERS } from "../segment/event.ts";
 import { parseSettings } from "../settings.ts";
 import { type BatchItem, toBatchItem, toSegmentError } from "./doors.ts";
+import { keyNotices } from "./log.ts";
+
+/** What Segment's runtime gives the script: its `fetch` and `cache` globals, and its console. */
+export interface SegmentGlobals {
+  fetch: unknown;
+  cache: unknown;
+  warn: (line: string) => void;
+}
+
+export type SegmentHandler = (event: unknown, settings: unknown) => Promise<unknown>;
+
+/**
+ * The function's handlers, `onIdentify` … `onDelete` and `onBatch`, over what the runtime gives
+ * (handler.ts reads the globals; tests pass their own).
+ */
+export function segmentFunction(globals: SegmentGlobals): Record<string, SegmentHandler> {
+  // Without a fetch every request fails as retryable, rather than with a ReferenceError that Segment
+  // would take as a reason to discard the event.
+  const fetch: Fetch =
+    typeof globals.fetch === "function"
+      ? (globals.fetch as Fetch)
+      : () => Promise.reject(new Error("this runtime provides no fetch"));
+  // The messageIds Refiner took (lib/delivery/delivered.ts): Segment's `cache` where the runtime
+  // has one, else a memory of the script's own. Either is this worker's alone.
+  const cache = globals.cache as SegmentCache | null | undefined;
+  const delivered: DeliveredIds =
+    typeof cache === "object" && cache !== null && typeof cache.load === "function"
+      ? segmentCacheIds(cache)
+      : deliveredIds(undefined, () => {});
+  // Said once per key name in the function's log, which Segment shows with a failed event only.
+  const notice = keyNotices((message, key) => globals.warn(`${message}: ${key}`));
+  const runtime = (): Runtime => ({ fetch, startedAt: Date.now(), notice });
+  return {
+    ...Object.fromEntries(
+      Object.entries(SEGMENT_HANDLERS).map(([name, type]) => [
+        name,
+        (event: unknown, settings: unknown) =>
+          segmentHandler(type, event, settings, runtime(), delivered),
+      ]),
+    ),
+    onBatch: (events, settings) => segmentBatchHandler(events, settings, runtime(), delivered),
+  };
+}
 
 /** A single-event handler: resolve on success, else throw the matching Segment error. */
 export async function segmentHandler(
