@@ -71,16 +71,21 @@ const common = {
   write: false,
 };
 
+/** Writes `text` to `path` unless the file already holds it. */
+function keep(path, text) {
+  const contents = Buffer.from(text);
+  if (!existsSync(path) || !readFileSync(path).equals(contents)) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, contents);
+  }
+}
+
 /** Builds, passes each file's text through `edit`, and writes what changed. */
 async function emit(options, edit = (text) => text) {
   const { outputFiles } = await build({ ...common, ...options });
   return outputFiles.map((file) => {
     const text = edit(file.text);
-    const contents = Buffer.from(text);
-    if (!existsSync(file.path) || !readFileSync(file.path).equals(contents)) {
-      mkdirSync(dirname(file.path), { recursive: true });
-      writeFileSync(file.path, contents);
-    }
+    keep(file.path, text);
     return { path: file.path, text };
   });
 }
@@ -150,9 +155,20 @@ await emit({
   target: "node20",
   // `secret` loads the AWS SDK from node_modules, as the repository's dev dependency.
   external: ["@aws-sdk/*"],
-  banner: { js: "#!/usr/bin/env node" },
-  outfile: "dist/cli/refiner-destination.js",
+  sourcemap: true,
+  sourcesContent: false,
+  outfile: "dist/cli/main.js",
 });
+// The command itself turns source maps on before it loads the bundle (Node reads a file's map only
+// if they are on when it loads it), so that a stack trace names the cli/ and lib/ files and lines.
+keep(
+  "dist/cli/refiner-destination.js",
+  `#!/usr/bin/env node
+// The refiner-destination command, built from cli/main.ts into ./main.js (with ./main.js.map).
+process.setSourceMapsEnabled(true);
+require("./main.js");
+`,
+);
 chmodSync("dist/cli/refiner-destination.js", 0o755);
 
 // The browser plugin: minified, with no dependency in the output (test/browser-plugin.test.ts

@@ -274,7 +274,10 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(), 200).unref();
   },
   (error: unknown) => {
-    process.stderr.write(`refiner-destination: ${(error as Error)?.message ?? String(error)}\n`);
+    // Every failure the command foresees ends in a message and an exit status above; this is a
+    // fault of the command itself, so its stack goes with it, for the report.
+    const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`refiner-destination: unexpected error, please report it:\n${stack}\n`);
     process.exitCode = 1;
   },
 );
