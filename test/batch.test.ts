@@ -3,8 +3,8 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { loadSegmentFunction, type SegmentFunction } from "../local/segment-runtime.ts";
 import { API_KEY } from "./support/fixtures.ts";
+import { loadSegmentFunction, type SegmentFunction } from "./support/segment-function.ts";
 
 let refiner: RefinerEmulator;
 let fn: SegmentFunction;

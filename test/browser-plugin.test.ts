@@ -1,15 +1,12 @@
 // The browser plugin without a browser (`npm test`; `npm run test:browser` runs it in Chromium):
-// its options and the web client calls it makes, which are the server's mapping; the built files'
-// size and shape; and the server doors skipping what the web client took.
+// its options and the web client calls it makes, which are the server's mapping; and the server
+// doors skipping what the web client took. The built files' size and shape: bundle-shape.test.ts.
 
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { parseOptions, webClientCall } from "../lib/browser/calls.ts";
 import { refinerPlugin } from "../lib/browser/plugin.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { loadSegmentFunction, type SegmentFunction } from "../local/segment-runtime.ts";
 import { API_KEY, expectRefinerRequest, onlyRequest } from "./support/fixtures.ts";
 import {
   captureConsole,
@@ -18,8 +15,9 @@ import {
   stubEnvs,
   webhookPost,
 } from "./support/lambda.ts";
+import { loadSegmentFunction, type SegmentFunction } from "./support/segment-function.ts";
 
-const ROOT = join(import.meta.dirname, "..");
+const _ROOT = join(import.meta.dirname, "..");
 
 /** The options as the page gives them, parsed; fails the test when they are refused. */
 function mapping(options: Record<string, unknown> = {}) {
@@ -186,44 +184,6 @@ describe("web client calls: the server's mapping", () => {
     ]);
     expect(webClientCall("screen", { type: "screen" }, mapping({ sendPageViews: "true" }))).toEqual(
       ["trackEvent", "Loaded a Screen"],
-    );
-  });
-});
-
-describe("the built files", () => {
-  const files = ["dist/browser/refiner.js", "dist/browser/refiner.mjs"];
-
-  it("are minified, at most 10 KB each, and depend on nothing", () => {
-    for (const file of files) {
-      const text = readFileSync(join(ROOT, file), "utf8");
-      expect(Buffer.byteLength(text), file).toBeLessThanOrEqual(10 * 1024);
-      expect(gzipSync(text).length, file).toBeLessThan(5 * 1024);
-      expect(text.split("\n").length, file).toBeLessThanOrEqual(2);
-      expect(text, file).not.toMatch(/\brequire\s*\(|\bprocess\.env\b/);
-    }
-  });
-
-  it("refiner.mjs imports nothing but files next to it, and exports refinerPlugin", () => {
-    const text = readFileSync(join(ROOT, "dist/browser/refiner.mjs"), "utf8");
-    const specifiers = [
-      ...text.matchAll(/\b(?:import|export)\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+)["']/g),
-      ...text.matchAll(/\bimport\s*\(\s*["']([^"']+)["']/g),
-    ].map(([, specifier]) => specifier);
-    expect(specifiers.filter((specifier) => !specifier?.startsWith("./"))).toEqual([]);
-    expect(text).toMatch(/export\s*\{\s*\w+ as refinerPlugin\s*\}/);
-  });
-
-  it("refiner.js defines window.RefinerSegment = { refinerPlugin } as a classic script", () => {
-    const text = readFileSync(join(ROOT, "dist/browser/refiner.js"), "utf8");
-    expect(text).not.toMatch(/^\s*(import|export)\b/m);
-    const window: Record<string, unknown> = {};
-    new Function("globalThis", text)(window);
-    expect(Object.keys(window)).toEqual(["RefinerSegment"]);
-    const { refinerPlugin: built } = window.RefinerSegment as {
-      refinerPlugin: typeof refinerPlugin;
-    };
-    expect(built({ projectId: "p" }).version).toBe(
-      JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version,
     );
   });
 });

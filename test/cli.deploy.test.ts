@@ -8,9 +8,9 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { CLI } from "./support/cli.ts";
 
 const ROOT = join(import.meta.dirname, "..");
-const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
 const CODE = readFileSync(join(ROOT, "dist", "segment-function.js"), "utf8");
 const TOKEN = "sgp_public_api_token_5e1b";
 const run = promisify(execFile);

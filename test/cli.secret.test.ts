@@ -10,9 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type LocalSecrets, startLocalSecrets } from "../local/secrets-emulator.ts";
+import { CLI } from "./support/cli.ts";
 
-const ROOT = join(import.meta.dirname, "..");
-const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
 const KEY = "rfk_live_9a8b7c6d5e4f3a2b";
 const SHARED = "whsec_shared_1f2e3d4c";
 

@@ -16,9 +16,8 @@ import {
   type RefinerEmulator,
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
+import { CLI } from "./support/cli.ts";
 import { API_KEY } from "./support/fixtures.ts";
-
-const CLI = join(import.meta.dirname, "..", "dist", "cli", "refiner-destination.js");
 
 let refiner: RefinerEmulator;
 let dir: string;

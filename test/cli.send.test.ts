@@ -12,11 +12,9 @@ import {
   type RefinerEmulator,
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
+import { CLI } from "./support/cli.ts";
 import { API_KEY, busiestWindow, trackCounts } from "./support/fixtures.ts";
 import { size } from "./support/volume.ts";
-
-const ROOT = join(import.meta.dirname, "..");
-const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
 
 let refiner: RefinerEmulator;
 let dir: string;

@@ -1,12 +1,10 @@
-// Every subcommand of the built `refiner-destination`: `--help` prints its usage and exits 0; an
+// Every subcommand of `refiner-destination`: `--help` prints its usage and exits 0; an
 // unknown option, a missing value or an unknown command exits 2 with one line saying what is wrong
 // and the usage line, never a stack trace.
 
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-
-const CLI = join(import.meta.dirname, "..", "dist", "cli", "refiner-destination.js");
+import { CLI } from "./support/cli.ts";
 
 function run(args: string[]) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {

@@ -172,3 +172,39 @@ describe("the layers of lib/", () => {
     expect(graph.get("lib/segment/")).toContain("lib/outcome.ts");
   });
 });
+
+describe("the tests", () => {
+  // What marks a test file that runs what build.mjs built rather than lib/ and cli/ from source: a
+  // path into dist/, or a loader of the built files (test/support/lambda.ts, local/segment-runtime.ts).
+  const LOADERS = new Set(["LAMBDA_HANDLER", "loadLambdaBundle", "SEGMENT_FUNCTION"]);
+  function loadsBuilt(path: string): boolean {
+    const file = parse(path);
+    for (const node of nodes(file)) {
+      if (ts.isStringLiteralLike(node) && /^(?:.*\/)?dist(?:\/|$)/.test(node.text)) return true;
+      if (ts.isIdentifier(node) && LOADERS.has(node.text)) return true;
+      if (
+        ts.isImportDeclaration(node) &&
+        ts.isStringLiteral(node.moduleSpecifier) &&
+        node.moduleSpecifier.text.endsWith("local/segment-runtime.ts") &&
+        /\bloadSegmentFunction\b/.test(node.importClause?.getText() ?? "")
+      )
+        return true;
+    }
+    return false;
+  }
+
+  it("run lib/ and cli/ from source, but for the few that test what was built", () => {
+    // The browser tests are left out: a page in Chromium can only load the built plugin.
+    const built = filesIn("test", [".test.ts"])
+      .filter((path) => !path.startsWith("test/browser/") && path !== "test/code-shape.test.ts")
+      .filter(loadsBuilt);
+    expect(built).toEqual([
+      "test/bundle-shape.test.ts", // the pasted script's, the plugin's and the command's shapes
+      "test/cli.deploy.test.ts", // the pasted script, as deploy-segment uploads it
+      "test/lambda.operations.test.ts", // the Lambda bundle: its handlers and stack traces
+      "test/segment-function.outcomes.test.ts", // the pasted script, loaded as Segment loads it
+      "test/serverless.test.ts", // the package serverless makes
+      "test/start.test.ts", // `npm start`
+    ]);
+  });
+});

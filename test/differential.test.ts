@@ -21,15 +21,14 @@ import {
 } from "../local/dynamodb-emulator.ts";
 import { startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { loadSegmentFunction } from "../local/segment-runtime.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
+import { CLI } from "./support/cli.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { captureConsole, loadLambda, stubEnvs, webhookPost } from "./support/lambda.ts";
 import { fold, received, reference } from "./support/refiner-model.ts";
+import { loadSegmentFunction } from "./support/segment-function.ts";
 import { size } from "./support/volume.ts";
 
-const ROOT = join(import.meta.dirname, "..");
-const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
 const TOKEN = "wht_differential_5d1c08e7a3b94f26";
 
 let refiner: RefinerEmulator;

@@ -10,9 +10,9 @@ import { normalizeTraits } from "../lib/segment/traits.ts";
 import { parseSettings } from "../lib/settings.ts";
 import { localTableEnvironment, startLocalTable } from "../local/dynamodb-emulator.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { loadSegmentFunction } from "../local/segment-runtime.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { captureConsole, loadLambda, sign, stubEnvs, webhookPost } from "./support/lambda.ts";
+import { loadSegmentFunction } from "./support/segment-function.ts";
 
 const TOKEN = "wht_4d1f9c2a7b8e3f6a0c5d9e2b7a4f1c8e";
 const SECRET = "whsec_segment_shared_8f3a2b1c9d";

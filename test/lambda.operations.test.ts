@@ -1,5 +1,5 @@
-// What an operator of the deployed stack relies on, through the built dist/lambda/handler.js: the
-// secrets read from the stage's Secrets Manager secret (a loopback stand-in of its protocol), log
+// What an operator of the deployed stack relies on, through the handlers built from lib/ as handler.ts
+// builds them, and at the end through the built dist/lambda/handler.js itself: the secrets read from the stage's Secrets Manager secret (a loopback stand-in of its protocol), log
 // lines that carry the request id and never traits, embedded metrics, and deadlines taken from the
 // time Lambda says is left.
 
@@ -7,7 +7,6 @@ import { spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { type LocalSecrets, startLocalSecrets } from "../local/secrets-emulator.ts";
-import { settle } from "../local/segment-runtime.ts";
 import { API_KEY, loadEvent } from "./support/fixtures.ts";
 import { startHangingServer } from "./support/hanging.ts";
 import {
@@ -15,10 +14,12 @@ import {
   LAMBDA_HANDLER,
   type LambdaHandlers,
   loadLambda,
+  loadLambdaBundle,
   metricLines,
   stubEnvs,
   webhookPost,
 } from "./support/lambda.ts";
+import { settle } from "./support/segment-function.ts";
 
 const SECRET_ID = "refiner-destination/test";
 const TOKEN = "wht_from_the_secret_5d1c9e0b7a4f2c8e1d6b3a9f";
@@ -409,8 +410,32 @@ describe("deadlines from the runtime", () => {
   });
 });
 
-describe("stack traces", () => {
-  // The bundle is minified; with NODE_OPTIONS=--enable-source-maps, as serverless.yml sets it, a
+describe("the built bundle", () => {
+  it("exports the handlers serverless.yml names, which read the secret and deliver", async () => {
+    secrets.secrets.set(SECRET_ID, JSON.stringify({ REFINER_API_KEY: API_KEY }));
+    stubEnvs({
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
+      REFINER_SECRET_ID: SECRET_ID,
+      REFINER_API_KEY: "",
+      REFINER_API_BASE_URL: refiner.url,
+    });
+    const bundle = loadLambdaBundle();
+    expect(
+      [bundle.segment, bundle.webhook, bundle.deliver].map((handler) => typeof handler),
+    ).toEqual(["function", "function", "function"]);
+    await expect(bundle.segment(loadEvent("track"), context("bundle"))).resolves.toEqual({
+      status: 200,
+    });
+    expect(refiner.requests.map(({ method, path }) => `${method} ${path}`)).toEqual([
+      "POST /track-event",
+    ]);
+    expect(refiner.requests[0]?.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  });
+
+  // Stack traces. The bundle is minified; with NODE_OPTIONS=--enable-source-maps, as serverless.yml sets it, a
   // stack trace names the lib/ file and function. A getRemainingTimeInMillis that throws makes one
   // from inside the bundle.
   const script = `
@@ -431,7 +456,7 @@ describe("stack traces", () => {
       child.on("close", () => resolve(out));
     });
 
-  it("name lib/ files with the source map on, as deployed, and only the bundle without it", async () => {
+  it("names lib/ files in a stack trace with the source map on, as deployed, and only itself without it", async () => {
     const mapped = await trace(["--enable-source-maps"]);
     expect(mapped).toContain("Error: boom");
     expect(mapped).toMatch(/at budget \(.*lib\/runtimes\/lambda\.ts:\d+:\d+\)/);

@@ -6,7 +6,6 @@ import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { localTableEnvironment, startLocalTable } from "../local/dynamodb-emulator.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { settle } from "../local/segment-runtime.ts";
 import {
   API_KEY,
   expectRefinerRequest,
@@ -15,6 +14,7 @@ import {
   SEED_GROUP_REQUEST,
 } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, stubEnvs } from "./support/lambda.ts";
+import { settle } from "./support/segment-function.ts";
 
 let refiner: RefinerEmulator;
 let lambda: LambdaHandlers;

@@ -10,7 +10,6 @@ import {
 } from "../local/dynamodb-emulator.ts";
 import { type Poller, startPoller } from "../local/poller.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { loadSegmentFunction } from "../local/segment-runtime.ts";
 import { type LocalQueues, localSqsEnvironment, startLocalQueues } from "../local/sqs-emulator.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import {
@@ -20,6 +19,7 @@ import {
   stubEnvs,
   webhookPost,
 } from "./support/lambda.ts";
+import { loadSegmentFunction } from "./support/segment-function.ts";
 
 const TOKEN = "wht_regressions_0b6e4f1c9a2d7358e1";
 const auth = { authorization: `Bearer ${TOKEN}` };

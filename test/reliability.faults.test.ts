@@ -6,13 +6,6 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import {
-  loadSegmentFunction,
-  RetryError,
-  type SegmentFunction,
-  settle,
-  ValidationError,
-} from "../local/segment-runtime.ts";
 import { API_KEY, loadEvent } from "./support/fixtures.ts";
 import {
   captureConsole,
@@ -21,6 +14,13 @@ import {
   sign,
   webhookPost,
 } from "./support/lambda.ts";
+import {
+  loadSegmentFunction,
+  RetryError,
+  type SegmentFunction,
+  settle,
+  ValidationError,
+} from "./support/segment-function.ts";
 
 const servers: Server[] = [];
 

@@ -3,13 +3,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import {
-  EventNotSupported,
-  loadSegmentFunction,
-  type SegmentFunction,
-  settle,
-  ValidationError,
-} from "../local/segment-runtime.ts";
-import {
   API_KEY,
   expectRefinerRequest,
   loadEvent,
@@ -17,6 +10,13 @@ import {
   SEED_GROUP_REQUEST,
   SEED_IDENTIFY_REQUEST,
 } from "./support/fixtures.ts";
+import {
+  EventNotSupported,
+  loadSegmentFunction,
+  type SegmentFunction,
+  settle,
+  ValidationError,
+} from "./support/segment-function.ts";
 
 let refiner: RefinerEmulator;
 let handlers: SegmentFunction["handlers"];

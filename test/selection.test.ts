@@ -4,14 +4,14 @@
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
+import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
+import { captureConsole, loadLambda, metricLines, stubEnvs } from "./support/lambda.ts";
 import {
   loadSegmentFunction,
   type SegmentFunction,
   settle,
   ValidationError,
-} from "../local/segment-runtime.ts";
-import { API_KEY, expectRefinerRequest, loadEvent, onlyRequest } from "./support/fixtures.ts";
-import { captureConsole, loadLambda, metricLines, stubEnvs } from "./support/lambda.ts";
+} from "./support/segment-function.ts";
 
 let refiner: RefinerEmulator;
 let handlers: SegmentFunction["handlers"];

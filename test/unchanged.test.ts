@@ -16,9 +16,9 @@ import {
   startLocalTable,
 } from "../local/dynamodb-emulator.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { loadSegmentFunction } from "../local/segment-runtime.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { captureConsole, type LambdaHandlers, loadLambda, stubEnvs } from "./support/lambda.ts";
+import { loadSegmentFunction } from "./support/segment-function.ts";
 import { size } from "./support/volume.ts";
 
 let refiner: RefinerEmulator;

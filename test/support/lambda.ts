@@ -1,16 +1,18 @@
-// Loads the built dist/lambda/handler.js as Lambda's Node runtime would (CommonJS, global fetch),
-// and builds the Function URL events the `webhook` handler receives.
+// The AWS Lambda handlers for tests, built from lib/ as handler.ts builds them (a fresh cold start
+// each time), or loaded from the built dist/lambda/handler.js as Lambda's Node runtime loads it
+// (CommonJS, global fetch), for the few tests about the bundle itself; and the Function URL events
+// the `webhook` handler receives.
 
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import type {
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  SQSEvent,
-} from "aws-lambda";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { vi } from "vitest";
+import type { Fetch } from "../../lib/refiner/client.ts";
+import { type LambdaHandlers, lambdaHandlers } from "../../lib/runtimes/lambda-handlers.ts";
 import { functionUrlEvent } from "../../local/function-url.ts";
+
+export type { LambdaHandlers };
 
 export const LAMBDA_HANDLER = fileURLToPath(
   new URL("../../dist/lambda/handler.js", import.meta.url),
@@ -22,28 +24,21 @@ export interface TestContext {
   getRemainingTimeInMillis(): number;
 }
 
-export interface LambdaHandlers {
-  segment(event: unknown, context?: TestContext): Promise<unknown>;
-  webhook(
-    event: APIGatewayProxyEventV2,
-    context?: TestContext,
-  ): Promise<APIGatewayProxyStructuredResultV2>;
-  deliver(
-    event: SQSEvent,
-    context?: TestContext,
-  ): Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
-}
-
 /** Sets these variables for the current test (undone by `vi.unstubAllEnvs()`). */
 export function stubEnvs(env: Record<string, string>): void {
   for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
 }
 
 /**
- * A cold start: the bundle is loaded anew, so it reads the environment as it is now (the handler
- * reads it once, at module load) and starts with an empty memory of delivered messageIds.
+ * A cold start from source: it reads the environment as it is now and starts with empty memories
+ * (of delivered messageIds, of contact states, of the secret), as handler.ts does at module load.
  */
 export function loadLambda(): LambdaHandlers {
+  return lambdaHandlers(process.env, globalThis.fetch as unknown as Fetch);
+}
+
+/** A cold start of the built bundle, loaded anew as Lambda loads it. */
+export function loadLambdaBundle(): LambdaHandlers {
   const require = createRequire(import.meta.url);
   delete require.cache[LAMBDA_HANDLER];
   return require(LAMBDA_HANDLER) as LambdaHandlers;

@@ -5,8 +5,8 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../../local/refiner-emulator.ts";
-import { loadSegmentFunction, type SegmentFunction } from "../../local/segment-runtime.ts";
 import { API_KEY } from "../support/fixtures.ts";
+import { loadSegmentFunction, type SegmentFunction } from "../support/segment-function.ts";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;

@@ -5,9 +5,9 @@
 
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../../local/refiner-emulator.ts";
-import { loadSegmentFunction, RetryError, settle } from "../../local/segment-runtime.ts";
 import { API_KEY, loadEvent } from "../support/fixtures.ts";
 import { captureConsole, loadLambda } from "../support/lambda.ts";
+import { loadSegmentFunction, RetryError, settle } from "../support/segment-function.ts";
 
 let refiner: RefinerEmulator;
 beforeAll(async () => {
