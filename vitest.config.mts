@@ -2,7 +2,8 @@ import { defineConfig } from "vitest/config";
 
 /** What both runs share: `npm test` (this file) and `npm run test:volume`. */
 export const shared = {
-  // Tests load the built bundles, so build them once before any test file runs.
+  // A few tests load what build.mjs builds (test/code-shape.test.ts names them): build it once,
+  // before any test file runs. The others run lib/ and cli/ from source.
   globalSetup: ["test/support/build-once.ts"],
   // Limits, not speeds: a test or hook that hangs fails, but a machine busy with other work (CI
   // often is) may take several times as long as a quiet one.

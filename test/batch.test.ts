@@ -1,5 +1,5 @@
-// onBatch coalescing, concurrency and throttling, through the built bundle in
-// the Segment-style loader against the emulator.
+// onBatch coalescing, concurrency and throttling, through the function built from
+// source, against the emulator.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";

@@ -1,4 +1,4 @@
-// What a stranger can send, through the built bundles: trait keys of 30,000 capitals (anyone with
+// What a stranger can send, through the function and the Lambda: trait keys of 30,000 capitals (anyone with
 // a site's public write key can put one in an event), an unauthenticated 5 MB body at the webhook,
 // and messageIds longer than DynamoDB's key. Costs are compared as ratios of this process's CPU
 // time against the same work at ordinary sizes, in the same test, never against a clock.

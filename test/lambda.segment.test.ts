@@ -1,5 +1,5 @@
-// The direct-invoke Lambda handler (Segment's "AWS Lambda" destination), through the built
-// dist/lambda/handler.js with Node's own fetch, against the Refiner emulator.
+// The direct-invoke Lambda handler (Segment's "AWS Lambda" destination), built from source
+// as handler.ts builds it, with Node's own fetch, against the Refiner emulator.
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -1,5 +1,5 @@
-// The Function URL Lambda handler (Segment's "Webhooks (Actions)" destination), through the built
-// dist/lambda/handler.js with realistic Function URL events, against the Refiner emulator.
+// The Function URL Lambda handler (Segment's "Webhooks (Actions)" destination), built from source
+// as handler.ts builds it, with realistic Function URL events, against the Refiner emulator.
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {

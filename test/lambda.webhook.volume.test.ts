@@ -1,7 +1,7 @@
 // The webhook at the sizes Segment sends with batching on (docs/lambda.md, "Connect Segment's
 // Webhooks (Actions) destination"): realistic analytics.js events in one request, 1,000 of them
 // (1.2 MB) at full size, and Segment's whole-batch resend after a 503 against a Refiner that answers
-// in 80 ms. Direct delivery, through the built dist/lambda/handler.js.
+// in 80 ms. Direct delivery, through the handlers built from source.
 
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";

@@ -1,4 +1,4 @@
-// Queued delivery through the built dist/lambda/handler.js, the real SDK clients, the embedded SQS
+// Queued delivery through the Lambda handlers built from source, the real SDK clients, the embedded SQS
 // emulator (fauxqs), the table of delivered messageIds on dynalite and the Refiner emulator; the
 // local poller plays Lambda's event source mapping.
 

@@ -1,6 +1,6 @@
 // Hostile networks: raw node:http servers that redirect, trickle, flood, send HTML or broken JSON,
-// reset mid-answer or echo the key, against both built bundles (Segment's with node-fetch in the
-// Segment-style loader; Lambda's with Node's fetch).
+// reset mid-answer or echo the key, against both runtimes' handlers built from source (the function with node-fetch v2, as
+// Segment gives it; the Lambda with Node's fetch).
 
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -1,4 +1,5 @@
-// Every call row of docs/mapping.md, through the built bundle loaded the way Segment loads it.
+// Every call row of docs/mapping.md, through the function built from source
+// (test/support/segment-function.ts).
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";

@@ -1,6 +1,6 @@
 // What reaches Refiner, as the user chooses it (docs/mapping.md, "Settings"): trait renames, allow
-// and deny lists, the event allow list and page views off. Through the built bundle loaded the way
-// Segment loads it, and through the built Lambda with the same settings as variables.
+// and deny lists, the event allow list and page views off. Through the function and the Lambda
+// handlers built from source, with the same settings as variables for the Lambda.
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";

@@ -1,5 +1,5 @@
 // One visit through the plugin, then what analytics-next sent to Segment posted to the webhook door
-// (the built dist/lambda/handler.js) against the Refiner emulator, as Segment would forward it: each
+// (the Lambda handlers built from source) against the Refiner emulator, as Segment would forward it: each
 // track reaches Refiner exactly once, through the web client (marked, and skipped as Filtered by the
 // server) or through the server (unmarked), whether Refiner's script loaded, failed, or was still
 // loading when the track was made.
