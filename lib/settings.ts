@@ -7,9 +7,6 @@
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
 
-/** Segment recommends an identify on every page load; most carry nothing new. */
-export const DEFAULT_SKIP_UNCHANGED_MINUTES = 60;
-
 /** A parsed value, or what is wrong with it (a sentence that follows the setting's name). */
 type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
 
@@ -21,8 +18,12 @@ export interface SettingDeclaration<Name extends string = string, Value = unknow
   sensitive: boolean;
   /** The Lambda's environment variable. */
   env: string;
-  /** What serverless.yml gives the variable when the deploy's environment has none. */
+  /**
+   * The default, as text: what a setting that is missing or empty is read as, and what
+   * serverless.yml gives the variable when the deploy's environment has none. "" for none.
+   */
   default: string;
+  /** Reads a given value; a missing or empty one is read as `default`. */
   parse(value: unknown): Parsed<Value>;
 }
 
@@ -33,27 +34,49 @@ function setting<const Name extends string, Value>(
   return declaration;
 }
 
-/**
- * How each setting that chooses what reaches Refiner is parsed: SETTINGS declares them with these,
- * and the browser plugin parses its options of the same names with them (parseSelection), without
- * carrying the rest of the settings. (`setting` has no side effects, and SETTINGS names these
- * functions, so that a bundle that never reads SETTINGS leaves it out.)
- */
-const parsePreserveTraitKeys = (value: unknown) => parseBoolean(value, false);
-const parseTraitAllowList = (value: unknown) => parseList(value, undefined);
-const parseTraitDenyList = (value: unknown) => parseList(value, new Set<string>());
-const parseEventAllowList = (value: unknown) => parseList(value, undefined);
-const parseSendPageViews = (value: unknown) => parseBoolean(value, true);
+/** An allow list that is not set lets everything pass; a deny list that is not set, nothing. */
+const parseAllowList = (value: unknown) => parseList(value, undefined);
+const parseDenyList = (value: unknown) => parseList(value, new Set<string>());
 
+/**
+ * How each setting that chooses what reaches Refiner is parsed, and its default: SETTINGS declares
+ * them with these (selectionSetting), and the browser plugin parses its options of the same names
+ * with them (parseSelection), without carrying the rest of the settings. They stand here rather
+ * than in the declarations because a bundle that read one field of a declaration would carry all
+ * of SETTINGS; `setting` and `selectionSetting` have no side effects, so that a bundle that never
+ * reads SETTINGS (the browser plugin's) leaves it out.
+ */
 const SELECTION_PARSERS = {
-  preserveTraitKeys: parsePreserveTraitKeys,
+  preserveTraitKeys: parseBoolean,
   traitMapping: parseTextMap,
   accountTraitMapping: parseTextMap,
-  traitAllowList: parseTraitAllowList,
-  traitDenyList: parseTraitDenyList,
-  eventAllowList: parseEventAllowList,
-  sendPageViews: parseSendPageViews,
+  traitAllowList: parseAllowList,
+  traitDenyList: parseDenyList,
+  eventAllowList: parseAllowList,
+  sendPageViews: parseBoolean,
 };
+type SelectionName = keyof typeof SELECTION_PARSERS;
+
+/** The selection settings' defaults, as text; one left out has none (""). */
+const SELECTION_DEFAULTS: { readonly [Name in SelectionName]?: string } = {
+  preserveTraitKeys: "false",
+  sendPageViews: "true",
+};
+
+type ParsedBy<Parse> = Parse extends (value: unknown) => Parsed<infer Value> ? Value : never;
+
+/** A selection setting's declaration, with SELECTION_PARSERS' parser and its default. */
+/* @__NO_SIDE_EFFECTS__ */
+function selectionSetting<const Name extends SelectionName>(
+  declaration: Omit<SettingDeclaration<Name>, "default" | "parse">,
+): SettingDeclaration<Name, ParsedBy<(typeof SELECTION_PARSERS)[Name]>> {
+  const { name } = declaration;
+  return {
+    ...declaration,
+    default: SELECTION_DEFAULTS[name] ?? "",
+    parse: SELECTION_PARSERS[name] as (value: unknown) => Parsed<never>,
+  };
+}
 
 /** The destination's settings, declared once. */
 export const SETTINGS = [
@@ -91,16 +114,14 @@ export const SETTINGS = [
     sensitive: false,
     env: "REFINER_ALLOW_ANY_API_HOST",
     default: "false",
-    parse: (value) => parseBoolean(value, false),
+    parse: parseBoolean,
   }),
-  setting({
+  selectionSetting({
     name: "preserveTraitKeys",
     type: "BOOLEAN",
     required: false,
     sensitive: false,
     env: "REFINER_PRESERVE_TRAIT_KEYS",
-    default: "false",
-    parse: parsePreserveTraitKeys,
   }),
   setting({
     name: "skipUnchangedMinutes",
@@ -108,62 +129,51 @@ export const SETTINGS = [
     required: false,
     sensitive: false,
     env: "REFINER_SKIP_UNCHANGED_MINUTES",
+    // Segment recommends an identify on every page load; most carry nothing new.
     default: "60",
     parse: parseMinutes,
   }),
-  setting({
+  selectionSetting({
     name: "traitMapping",
     type: "TEXT_MAP",
     required: false,
     sensitive: false,
     env: "REFINER_TRAIT_MAPPING",
-    default: "",
-    parse: parseTextMap,
   }),
-  setting({
+  selectionSetting({
     name: "accountTraitMapping",
     type: "TEXT_MAP",
     required: false,
     sensitive: false,
     env: "REFINER_ACCOUNT_TRAIT_MAPPING",
-    default: "",
-    parse: parseTextMap,
   }),
-  setting({
+  selectionSetting({
     name: "traitAllowList",
     type: "ARRAY",
     required: false,
     sensitive: false,
     env: "REFINER_TRAIT_ALLOW_LIST",
-    default: "",
-    parse: parseTraitAllowList,
   }),
-  setting({
+  selectionSetting({
     name: "traitDenyList",
     type: "ARRAY",
     required: false,
     sensitive: false,
     env: "REFINER_TRAIT_DENY_LIST",
-    default: "",
-    parse: parseTraitDenyList,
   }),
-  setting({
+  selectionSetting({
     name: "eventAllowList",
     type: "ARRAY",
     required: false,
     sensitive: false,
     env: "REFINER_EVENT_ALLOW_LIST",
-    default: "",
-    parse: parseEventAllowList,
   }),
-  setting({
+  selectionSetting({
     name: "sendPageViews",
     type: "BOOLEAN",
     required: false,
     sensitive: false,
     env: "REFINER_SEND_PAGE_VIEWS",
-    default: "true",
-    parse: parseSendPageViews,
   }),
 ] as const;
 
@@ -253,11 +263,16 @@ export function settingsFromEnvironment(
 }
 
 /** The settings that choose what reaches Refiner and under which names (what the mapping reads). */
-export type SelectionSettings = Pick<Settings, keyof typeof SELECTION_PARSERS>;
+export type SelectionSettings = Pick<Settings, SelectionName>;
 
 export type SelectionResult =
   | { ok: true; settings: SelectionSettings }
   | { ok: false; message: string };
+
+/** A setting's given value, or its default when it is missing or empty. */
+function valueOrDefault(value: unknown, fallback: string | undefined): unknown {
+  return isEmpty(value) ? (fallback ?? "") : value;
+}
 
 /** Only the selection settings, each parsed as SETTINGS parses it (a missing one takes its default). */
 export function parseSelection(
@@ -265,8 +280,10 @@ export function parseSelection(
   names: SettingNames,
 ): SelectionResult {
   const settings: Record<string, unknown> = {};
+  const defaults: Readonly<Record<string, string | undefined>> = SELECTION_DEFAULTS;
   for (const [name, parse] of Object.entries(SELECTION_PARSERS)) {
-    const parsed: Parsed<unknown> = parse(Object.hasOwn(raw, name) ? raw[name] : undefined);
+    const given = Object.hasOwn(raw, name) ? raw[name] : undefined;
+    const parsed: Parsed<unknown> = parse(valueOrDefault(given, defaults[name]));
     if (!parsed.ok)
       return { ok: false, message: `${names(name as SettingName)} ${parsed.problem}` };
     settings[name] = parsed.value;
@@ -281,7 +298,9 @@ export function parseSettings(
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
   const settings: Record<string, unknown> = {};
   for (const declaration of SETTINGS) {
-    const parsed: Parsed<unknown> = declaration.parse(given[declaration.name]);
+    const parsed: Parsed<unknown> = declaration.parse(
+      valueOrDefault(given[declaration.name], declaration.default),
+    );
     if (!parsed.ok) return { ok: false, message: `${names(declaration.name)} ${parsed.problem}` };
     settings[declaration.name] = parsed.value;
   }
@@ -299,6 +318,7 @@ function isEmpty(value: unknown): boolean {
   return value === undefined || value === null || value === "";
 }
 
+/** Empty (its declared default) is Refiner's own API. */
 function parseBaseUrl(value: unknown): Parsed<string> {
   if (isEmpty(value)) return { ok: true, value: DEFAULT_API_BASE_URL };
   let url: URL | undefined;
@@ -341,15 +361,13 @@ function isLoopback(hostname: string): boolean {
 
 /** Segment has no number setting: minutes come as text, or as a number from elsewhere. */
 function parseMinutes(value: unknown): Parsed<number> {
-  if (isEmpty(value)) return { ok: true, value: DEFAULT_SKIP_UNCHANGED_MINUTES };
   const minutes = typeof value === "string" ? Number(value.trim()) : value;
   return typeof minutes === "number" && Number.isFinite(minutes) && minutes >= 0
     ? { ok: true, value: minutes }
     : { ok: false, problem: "must be a number of minutes (0 sends every identify and group)." };
 }
 
-function parseBoolean(value: unknown, fallback: boolean): Parsed<boolean> {
-  if (isEmpty(value)) return { ok: true, value: fallback };
+function parseBoolean(value: unknown): Parsed<boolean> {
   if (typeof value === "boolean") return { ok: true, value };
   if (typeof value === "string") {
     const text = value.trim().toLowerCase();
