@@ -12,39 +12,16 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { build } from "esbuild";
+import { loadDerived } from "./generate/load.mjs";
 
-// The handler names and the settings are declared once, in lib/ (TypeScript): bundle those
-// declarations and read them here.
-const declared = await build({
-  stdin: {
-    contents: `export { SEGMENT_HANDLERS } from "./lib/segment/event.ts";\nexport { SETTING_TEXTS, SETTINGS } from "./lib/settings.ts";`,
-    resolveDir: import.meta.dirname,
-    loader: "ts",
-  },
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  write: false,
-  logLevel: "warning",
-});
-const { SEGMENT_HANDLERS, SETTING_TEXTS, SETTINGS } = await import(
-  `data:text/javascript;base64,${Buffer.from(declared.outputFiles[0].contents).toString("base64")}`
-);
+// The handler names and the settings are declared once, in lib/ (TypeScript); the banner follows
+// from them as the generated lines of the repository's files do (generate/derived.ts).
+const { SEGMENT_HANDLERS, segmentFunctionBanner } = await loadDerived();
 const HANDLERS = [
   ...Object.keys(SEGMENT_HANDLERS).map((name) => [name, "event"]),
   ["onBatch", "events"],
 ];
-
-const nameWidth = Math.max(...SETTINGS.map(({ name }) => name.length));
-const banner = `// Refiner destination for Segment — built from this repository; do not edit by hand.
-//
-// Paste this whole file into Segment: Connections → Catalog → Functions → New Function →
-// Destination, replacing the editor's contents. Then create these settings on the function:
-${SETTINGS.map(
-  ({ name, type, required, sensitive }) =>
-    `//   ${name.padEnd(nameWidth)}  ${type.toLowerCase()}, ${required ? "required" : "optional"}${sensitive ? ", sensitive" : ""}: ${SETTING_TEXTS[name].description}`,
-).join("\n")}
-`;
+const banner = segmentFunctionBanner();
 
 // The whole bundle runs inside one function, so Segment's wrapper sees nothing but the handlers.
 const prologue = `var RefinerDestination = (() => {

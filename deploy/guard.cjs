@@ -4,9 +4,10 @@
 // refuses an API base URL with credentials (or any `@`) for the same reason. It also says plainly
 // when the alarms will reach nobody, and when no role for Segment's AWS Lambda destination is made.
 //
-// The names are the secret variables of lib/runtimes/variables.ts (a test keeps them equal).
 "use strict";
 
+// The secret variables of lib/runtimes/variables.ts, written by `npm run generate`.
+// BEGIN GENERATED: secret variables
 const SECRET_VARIABLES = [
   "REFINER_API_KEY",
   "SEGMENT_SHARED_SECRET",
@@ -14,6 +15,7 @@ const SECRET_VARIABLES = [
   "SEGMENT_SHARED_SECRET_PREVIOUS",
   "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
 ];
+// END GENERATED: secret variables
 
 class RefinerDestinationGuard {
   constructor(serverless, options, { log } = {}) {

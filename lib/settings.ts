@@ -1,9 +1,10 @@
 // The destination's settings, as Segment passes them (`settings.apiKey`, …) with every call, or as
 // Lambda and the CLI read them from the environment. Each is declared once in SETTINGS, with how it
-// is parsed, and described in SETTING_TEXTS; the `Settings` type, the Segment function's banner
-// (build.mjs), the Public API settings (deploy-segment), the Lambda variables
-// (lib/runtimes/variables.ts) and the README's table follow from them. Messages name each setting
-// the way its reader configures it.
+// is parsed and its default, and described in SETTING_TEXTS; the `Settings` type, the Public API
+// settings (deploy-segment) and the Lambda variables (lib/runtimes/variables.ts) follow from them,
+// and `npm run generate` writes the rest (generate/derived.ts: the Segment function's banner, the
+// docs' tables, serverless.yml's environment). Messages name each setting the way its reader
+// configures it.
 
 export const DEFAULT_API_BASE_URL = "https://api.refiner.io/v1";
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import type { refinerPlugin } from "../lib/browser/plugin.ts";
+import { SETTINGS } from "../lib/settings.ts";
 import { HANDLER_NAMES, loadSegmentFunction, SEGMENT_FUNCTION } from "../local/segment-runtime.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -23,19 +24,15 @@ describe("dist/segment-function.js", () => {
     const settings = [...header.matchAll(/^\/\/ {3}(\w+) +(string|boolean|array|text_map),/gm)].map(
       (match) => match[1],
     );
-    expect(settings).toEqual([
-      "apiKey",
-      "apiBaseUrl",
-      "allowAnyApiHost",
-      "preserveTraitKeys",
-      "skipUnchangedMinutes",
-      "traitMapping",
-      "accountTraitMapping",
-      "traitAllowList",
-      "traitDenyList",
-      "eventAllowList",
-      "sendPageViews",
-    ]);
+    expect(settings).toEqual(SETTINGS.map((setting) => setting.name));
+    // Each as Segment's editor asks for it: its type, whether it is required and sensitive, and
+    // what it does.
+    expect(header).toMatch(
+      /^\/\/ {3}apiKey +string, required, sensitive: Your Refiner API key \(Refiner → Integrations/m,
+    );
+    expect(header).toMatch(
+      /^\/\/ {3}preserveTraitKeys +boolean, optional: Send trait keys as written/m,
+    );
   });
 
   it("declares exactly Segment's handlers as top-level async functions", () => {

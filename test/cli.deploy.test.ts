@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
 import { CLI } from "./support/cli.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -15,103 +16,15 @@ const CODE = readFileSync(join(ROOT, "dist", "segment-function.js"), "utf8");
 const TOKEN = "sgp_public_api_token_5e1b";
 const run = promisify(execFile);
 
-/** What the function's settings must be in Segment (docs/mapping.md, "Settings"). */
-const FUNCTION_SETTINGS = [
-  {
-    name: "apiKey",
-    label: "API Key",
-    type: "STRING",
-    description: "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
-    required: true,
-    sensitive: true,
-  },
-  {
-    name: "apiBaseUrl",
-    label: "API Base URL",
-    type: "STRING",
-    description:
-      "Leave empty for https://api.refiner.io/v1. An https:// host under refiner.io, or plain http:// to localhost; no credentials.",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "allowAnyApiHost",
-    label: "Allow Any API Host",
-    type: "BOOLEAN",
-    description:
-      "Lets API Base URL name an https:// host outside refiner.io (your own proxy): the API key goes there. Default false.",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "preserveTraitKeys",
-    label: "Preserve Trait Keys",
-    type: "BOOLEAN",
-    description: "Send trait keys as written instead of snake_case.",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "skipUnchangedMinutes",
-    label: "Skip Unchanged Minutes",
-    type: "STRING",
-    description:
-      "Queued on AWS only: minutes an identify that changes nothing Refiner holds is not sent (default 60; 0 sends every one).",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "traitMapping",
-    label: "Trait Mapping",
-    type: "TEXT_MAP",
-    description:
-      "Renames user traits: Segment's trait as written or a dotted path (address.city) → the Refiner name, sent as written.",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "accountTraitMapping",
-    label: "Account Trait Mapping",
-    type: "TEXT_MAP",
-    description: "The same for group (account) traits.",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "traitAllowList",
-    label: "Trait Allow List",
-    type: "ARRAY",
-    description:
-      "When set, only these user and account traits are sent (keys as written or dotted paths; a key covers its nested ones).",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "traitDenyList",
-    label: "Trait Deny List",
-    type: "ARRAY",
-    description: "These user and account traits are never sent (keys as written or dotted paths).",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "eventAllowList",
-    label: "Event Allow List",
-    type: "ARRAY",
-    description:
-      "When set, only events with these Refiner names are sent (a track's name, a page's Viewed Pricing Page).",
-    required: false,
-    sensitive: false,
-  },
-  {
-    name: "sendPageViews",
-    label: "Send Page Views",
-    type: "BOOLEAN",
-    description: "Send page and screen calls as events (default true).",
-    required: false,
-    sensitive: false,
-  },
-];
+/** The function's settings in Segment: the declared ones (lib/settings.ts), each as Segment's. */
+const FUNCTION_SETTINGS = SETTINGS.map(({ name, type, required, sensitive }) => ({
+  name,
+  label: SETTING_TEXTS[name].label,
+  type,
+  description: SETTING_TEXTS[name].description,
+  required,
+  sensitive,
+}));
 
 interface StoredFunction {
   id: string;
@@ -230,6 +143,28 @@ describe("deploy-segment", () => {
       resourceType: "DESTINATION",
       description: expect.any(String),
       settings: FUNCTION_SETTINGS,
+    });
+    // Each as the Public API declares a setting; two of them written out.
+    expect(create?.body).toMatchObject({
+      settings: expect.arrayContaining([
+        {
+          name: "apiKey",
+          label: "API Key",
+          type: "STRING",
+          description:
+            "Your Refiner API key (Refiner → Integrations → Segment, or the REST API key).",
+          required: true,
+          sensitive: true,
+        },
+        {
+          name: "sendPageViews",
+          label: "Send Page Views",
+          type: "BOOLEAN",
+          description: "Send page and screen calls as events (default true).",
+          required: false,
+          sensitive: false,
+        },
+      ]),
     });
     // It looked through every page before deciding the function did not exist.
     expect(

@@ -86,7 +86,8 @@ describe("type assertions", () => {
 
 describe("references", () => {
   /** A repository path written in prose or a comment: `lib/segment/event.ts`, `docs/mapping.md`. */
-  const PATH = /(?<![\w./-])((?:lib|cli|test|local|docs|deploy|bench|events)\/[\w./-]*\w\.[a-z]+)/g;
+  const PATH =
+    /(?<![\w./-])((?:lib|cli|test|local|docs|deploy|bench|events|generate)\/[\w./-]*\w\.[a-z]+)/g;
   const TEXT = [
     "README.md",
     "CONTRIBUTING.md",
@@ -102,6 +103,7 @@ describe("references", () => {
     ...filesIn("local", [".ts"]),
     ...filesIn("bench", [".ts"]),
     ...filesIn("deploy", [".cjs"]),
+    ...filesIn("generate", [".ts", ".mjs"]),
   ];
 
   it("name only files that exist", () => {

@@ -1,44 +1,16 @@
-// The README and docs/ stay true to the code: the settings table is the declared settings, and
-// every link points at a file in the repository.
+// The README and docs/ stay true to the code: a row for every call type, and every link points at
+// a file in the repository. The settings and variables tables are generated (test/generated.test.ts).
 
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LAMBDA_VARIABLES } from "../lib/runtimes/variables.ts";
 import { EVENT_TYPES } from "../lib/segment/event.ts";
-import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
-import { variableRow } from "./support/variables-table.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 
 describe("README", () => {
   const readme = read("README.md");
-
-  it("lists exactly the declared settings, each with its variable, type and description", () => {
-    const table = readme.slice(readme.indexOf("## Settings"), readme.indexOf("## What Refiner"));
-    const rows = table.split("\n").filter((line) => line.startsWith("| `"));
-    // The names themselves, written out, so that the declarations are checked too.
-    expect(rows.map((row) => row.split(" | ").slice(0, 2).join(" "))).toEqual([
-      "| `apiKey` `REFINER_API_KEY`",
-      "| `apiBaseUrl` `REFINER_API_BASE_URL`",
-      "| `allowAnyApiHost` `REFINER_ALLOW_ANY_API_HOST`",
-      "| `preserveTraitKeys` `REFINER_PRESERVE_TRAIT_KEYS`",
-      "| `skipUnchangedMinutes` `REFINER_SKIP_UNCHANGED_MINUTES`",
-      "| `traitMapping` `REFINER_TRAIT_MAPPING`",
-      "| `accountTraitMapping` `REFINER_ACCOUNT_TRAIT_MAPPING`",
-      "| `traitAllowList` `REFINER_TRAIT_ALLOW_LIST`",
-      "| `traitDenyList` `REFINER_TRAIT_DENY_LIST`",
-      "| `eventAllowList` `REFINER_EVENT_ALLOW_LIST`",
-      "| `sendPageViews` `REFINER_SEND_PAGE_VIEWS`",
-    ]);
-    expect(rows).toEqual(
-      SETTINGS.map(
-        (setting) =>
-          `| \`${setting.name}\` | \`${setting.env}\` | ${setting.type.toLowerCase()}${setting.required ? ", required" : ""}${setting.sensitive ? ", sensitive" : ""} | ${SETTING_TEXTS[setting.name].description} |`,
-      ),
-    );
-  });
 
   it("says what Refiner receives for every call type", () => {
     const table = readme.slice(
@@ -81,15 +53,6 @@ describe("docs/mapping.md", () => {
       "delete",
     ]);
   });
-
-  it("lists exactly the declared settings in its settings table", () => {
-    const doc = read("docs/mapping.md");
-    const table = doc.slice(doc.indexOf("## Settings"), doc.indexOf("### What reaches Refiner"));
-    const rows = table.split("\n").filter((line) => line.startsWith("| `"));
-    expect(rows.map((row) => row.split(" | ").slice(0, 2).join(" "))).toEqual(
-      SETTINGS.map((setting) => `| \`${setting.name}\` \`${setting.env}\``),
-    );
-  });
 });
 
 describe("events/", () => {
@@ -97,43 +60,6 @@ describe("events/", () => {
     for (const type of EVENT_TYPES.filter((type) => type !== "alias")) {
       expect(JSON.parse(read(`events/${type}.json`)).type, type).toBe(type);
     }
-  });
-});
-
-describe("docs/lambda.md", () => {
-  it("lists exactly the variables of lib/runtimes/variables.ts", () => {
-    const doc = read("docs/lambda.md");
-    const table = doc.slice(doc.indexOf("## The variables"), doc.indexOf("## Nothing twice"));
-    const rows = table.split("\n").filter((line) => line.startsWith("| `"));
-    expect(rows).toEqual(LAMBDA_VARIABLES.map(variableRow));
-    expect(rows.map((row) => row.split(" | ")[0])).toEqual(
-      [
-        "REFINER_API_KEY",
-        "REFINER_API_BASE_URL",
-        "REFINER_ALLOW_ANY_API_HOST",
-        "REFINER_PRESERVE_TRAIT_KEYS",
-        "REFINER_SKIP_UNCHANGED_MINUTES",
-        "REFINER_TRAIT_MAPPING",
-        "REFINER_ACCOUNT_TRAIT_MAPPING",
-        "REFINER_TRAIT_ALLOW_LIST",
-        "REFINER_TRAIT_DENY_LIST",
-        "REFINER_EVENT_ALLOW_LIST",
-        "REFINER_SEND_PAGE_VIEWS",
-        "REFINER_SECRET_ID",
-        "REFINER_QUEUE_URL",
-        "REFINER_DELIVERED_TABLE",
-        "NODE_OPTIONS",
-        "REFINER_CONSUMERS",
-        "REFINER_RATE_PER_MINUTE",
-        "REFINER_RETRY_BACKOFF_SECONDS",
-        "SEGMENT_SHARED_SECRET",
-        "SEGMENT_WEBHOOK_TOKEN",
-        "SEGMENT_SHARED_SECRET_PREVIOUS",
-        "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
-        "ALLOW_UNSIGNED_WEBHOOKS",
-        "ALLOW_FIRST_EVENT_SIGNATURE",
-      ].map((name) => `| \`${name}\``),
-    );
   });
 });
 

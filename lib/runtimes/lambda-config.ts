@@ -10,12 +10,9 @@ import {
   settingsFromEnvironment,
 } from "../settings.ts";
 import { log } from "./log.ts";
-import type { VariableName } from "./variables.ts";
+import { SECRET_VARIABLES, type VariableName } from "./variables.ts";
 
-/**
- * A declared variable's value: only declared names compile. (The table itself stays out of the
- * bundle: only its type is imported.)
- */
+/** A declared variable's value: only declared names compile. */
 export function read(env: Environment, name: VariableName): string | undefined {
   return env[name];
 }
@@ -52,18 +49,6 @@ export interface LambdaConfig {
 }
 
 /**
- * The keys taken from the stage's secret: the secret variables of lib/runtimes/variables.ts (a test
- * keeps them equal), written out so that the table's texts stay out of the bundle.
- */
-export const SECRET_KEYS = [
-  "REFINER_API_KEY",
-  "SEGMENT_SHARED_SECRET",
-  "SEGMENT_WEBHOOK_TOKEN",
-  "SEGMENT_SHARED_SECRET_PREVIOUS",
-  "SEGMENT_WEBHOOK_TOKEN_PREVIOUS",
-] as const satisfies readonly VariableName[];
-
-/**
  * The secret's values of the secret variables, and the names of its other keys (at most 20, each
  * cut to 64 characters, for the log): those are ignored, so that a key such as
  * ALLOW_UNSIGNED_WEBHOOKS in the secret cannot change what the deploy set.
@@ -74,8 +59,9 @@ export function secretVariables(values: Record<string, string>): {
 } {
   const declared: Environment = {};
   const ignored: string[] = [];
+  const secrets: readonly string[] = SECRET_VARIABLES;
   for (const [key, value] of Object.entries(values)) {
-    if ((SECRET_KEYS as readonly string[]).includes(key)) declared[key] = value;
+    if (secrets.includes(key)) declared[key] = value;
     else if (ignored.length < 20) ignored.push(key.slice(0, 64));
   }
   return { declared, ignored };
