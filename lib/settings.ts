@@ -270,11 +270,6 @@ export type SelectionResult =
   | { ok: true; settings: SelectionSettings }
   | { ok: false; message: string };
 
-/** A setting's given value, or its default when it is missing or empty. */
-function valueOrDefault(value: unknown, fallback: string | undefined): unknown {
-  return isEmpty(value) ? (fallback ?? "") : value;
-}
-
 /** Only the selection settings, each parsed as SETTINGS parses it (a missing one takes its default). */
 export function parseSelection(
   raw: Readonly<Record<string, unknown>>,
@@ -284,7 +279,8 @@ export function parseSelection(
   const defaults: Readonly<Record<string, string | undefined>> = SELECTION_DEFAULTS;
   for (const [name, parse] of Object.entries(SELECTION_PARSERS)) {
     const given = Object.hasOwn(raw, name) ? raw[name] : undefined;
-    const parsed: Parsed<unknown> = parse(valueOrDefault(given, defaults[name]));
+    // A selection setting without a default reads a missing value as none.
+    const parsed: Parsed<unknown> = parse(isEmpty(given) ? defaults[name] : given);
     if (!parsed.ok)
       return { ok: false, message: `${names(name as SettingName)} ${parsed.problem}` };
     settings[name] = parsed.value;
@@ -299,9 +295,8 @@ export function parseSettings(
   const given = raw && typeof raw === "object" ? (raw as Record<string, unknown>) : {};
   const settings: Record<string, unknown> = {};
   for (const declaration of SETTINGS) {
-    const parsed: Parsed<unknown> = declaration.parse(
-      valueOrDefault(given[declaration.name], declaration.default),
-    );
+    const value = given[declaration.name];
+    const parsed: Parsed<unknown> = declaration.parse(isEmpty(value) ? declaration.default : value);
     if (!parsed.ok) return { ok: false, message: `${names(declaration.name)} ${parsed.problem}` };
     settings[declaration.name] = parsed.value;
   }
