@@ -8,23 +8,13 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { SETTING_TEXTS, SETTINGS } from "../lib/settings.ts";
+import { FUNCTION_SETTINGS } from "../cli/deploy-segment.ts";
 import { CLI } from "./support/cli.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const CODE = readFileSync(join(ROOT, "dist", "segment-function.js"), "utf8");
 const TOKEN = "sgp_public_api_token_5e1b";
 const run = promisify(execFile);
-
-/** The function's settings in Segment: the declared ones (lib/settings.ts), each as Segment's. */
-const FUNCTION_SETTINGS = SETTINGS.map(({ name, type, required, sensitive }) => ({
-  name,
-  label: SETTING_TEXTS[name].label,
-  type,
-  description: SETTING_TEXTS[name].description,
-  required,
-  sensitive,
-}));
 
 interface StoredFunction {
   id: string;
@@ -144,7 +134,8 @@ describe("deploy-segment", () => {
       description: expect.any(String),
       settings: FUNCTION_SETTINGS,
     });
-    // Each as the Public API declares a setting; two of them written out.
+    // The declared settings (lib/settings.ts) as the source builds them, each as the Public API
+    // declares a setting; two of them written out.
     expect(create?.body).toMatchObject({
       settings: expect.arrayContaining([
         {
