@@ -3,14 +3,14 @@
 // secrets out, and `serverless invoke local`.
 
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LAMBDA_VARIABLES, SECRET_VARIABLES } from "../lib/runtimes/variables.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
+import { CACHE, cachedRun, keyOf } from "./support/cached-run.ts";
 import { API_KEY } from "./support/fixtures.ts";
 import { zipEntries } from "./support/zip.ts";
 
@@ -29,10 +29,24 @@ function serverless(args: string[], env: NodeJS.ProcessEnv) {
 }
 
 /**
- * An empty HOME, shared by this file's runs: osls compiles its configuration validator (about 3 s
+ * A HOME of the tests' own, kept between runs: osls compiles its configuration validator (about 3 s
  * of CPU) into ~/.serverless once, and the later runs read it from there.
  */
-const HOME = mkdtempSync(join(tmpdir(), "sls-home-"));
+const HOME = join(CACHE, "serverless-home");
+mkdirSync(HOME, { recursive: true });
+
+/**
+ * What a packaging reads. The packagings, the guard's refusal and cfn-lint's findings are kept by
+ * test/support/cached-run.ts until one of these, or the arguments, changes.
+ */
+const PACKAGE_INPUTS = [
+  "serverless.yml",
+  "deploy/guard.cjs",
+  "package.json",
+  "dist/lambda/handler.js",
+  "dist/lambda/handler.js.map",
+  "node_modules/osls/package.json",
+];
 
 /** The environment of a machine with no AWS account and none of the destination's variables. */
 function cleanEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -57,13 +71,17 @@ interface Template {
 async function packaged(
   params: string[] = [],
 ): Promise<{ template: Template; out: string; said: string }> {
-  const out = mkdtempSync(join(tmpdir(), "sls-package-"));
-  const { stdout, stderr } = await serverless(
-    ["package", "--package", out, ...params.flatMap((p) => ["--param", p])],
-    cleanEnvironment(),
+  const args = ["package", ...params.flatMap((p) => ["--param", p])];
+  const { dir: out, value: said } = await cachedRun(
+    "package",
+    keyOf(PACKAGE_INPUTS, args),
+    async (dir) => {
+      const { stdout, stderr } = await serverless([...args, "--package", dir], cleanEnvironment());
+      return `${stdout}${stderr}`;
+    },
   );
   const text = readFileSync(join(out, "cloudformation-template-update-stack.json"), "utf8");
-  return { template: JSON.parse(text), out, said: `${stdout}${stderr}` };
+  return { template: JSON.parse(text), out, said };
 }
 
 function properties(template: Template, name: string): Record<string, unknown> {
@@ -101,17 +119,21 @@ const statements = (template: Template, role: string) =>
  * (conditions that the deploy's parameters make constant).
  */
 async function cfnLint(templates: string[]): Promise<string[]> {
+  let version: string;
   try {
-    execFileSync("cfn-lint", ["--version"], { stdio: "ignore" });
+    version = execFileSync("cfn-lint", ["--version"], { encoding: "utf8" });
   } catch {
     throw new Error(
       "cfn-lint is not installed, so the packaged templates cannot be checked: pip install cfn-lint==1.51.0",
     );
   }
-  const output = await run("cfn-lint", ["--format", "parseable", ...templates]).then(
-    ({ stdout }) => stdout,
-    // cfn-lint exits non-zero when it finds anything; what it found is on standard output.
-    (error: { stdout?: string }) => String(error.stdout ?? ""),
+  const key = keyOf([], [version, ...templates.map((path) => readFileSync(path, "utf8"))]);
+  const { value: output } = await cachedRun("cfn-lint", key, () =>
+    run("cfn-lint", ["--format", "parseable", ...templates]).then(
+      ({ stdout }) => stdout,
+      // cfn-lint exits non-zero when it finds anything; what it found is on standard output.
+      (error: { stdout?: string }) => String(error.stdout ?? ""),
+    ),
   );
   return output
     .split("\n")
@@ -120,16 +142,19 @@ async function cfnLint(templates: string[]): Promise<string[]> {
 }
 
 /** `serverless package` with secret variables set: what the guard answers (it should fail). */
-async function refusedPackage(canary: string): Promise<{ said: string; out: string }> {
-  const out = mkdtempSync(join(tmpdir(), "sls-refused-"));
-  const said = await serverless(
-    ["package", "--package", out],
-    cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
-  ).then(
-    () => "it packaged",
-    (error: { stdout: string; stderr: string }) => `${error.stdout}${error.stderr}`,
-  );
-  return { said, out };
+async function refusedPackage(canary: string): Promise<{ said: string; written: string[] }> {
+  const key = keyOf(PACKAGE_INPUTS, ["refused", canary]);
+  const { value } = await cachedRun("refused", key, async (out) => {
+    const said = await serverless(
+      ["package", "--package", out],
+      cleanEnvironment({ REFINER_API_KEY: canary, SEGMENT_WEBHOOK_TOKEN: "wht_canary" }),
+    ).then(
+      () => "it packaged",
+      (error: { stdout: string; stderr: string }) => `${error.stdout}${error.stderr}`,
+    );
+    return { said, written: readdirSync(out) };
+  });
+  return value;
 }
 
 /** `serverless invoke local` of `segment` on the sample identify, with this shell's variables. */
@@ -183,9 +208,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await refiner.close();
-  for (const { out } of await both) rmSync(out, { recursive: true, force: true });
-  rmSync((await refused).out, { recursive: true, force: true });
-  rmSync(HOME, { recursive: true, force: true });
 });
 
 describe("npm run package, queued (the default)", () => {
@@ -540,11 +562,11 @@ describe("npm run package, direct (--param queued=false)", () => {
 
 describe("the guard (deploy/guard.cjs)", () => {
   it("refuses to package while a secret variable is set, naming it and the step to use", async () => {
-    const { said, out } = await refused;
+    const { said, written } = await refused;
     expect(said).toContain("REFINER_API_KEY, SEGMENT_WEBHOOK_TOKEN are set in this environment");
     expect(said).toContain("npx refiner-destination secret --stage dev");
     expect(said).not.toContain(CANARY);
-    expect(readdirSync(out)).toEqual([]);
+    expect(written).toEqual([]);
   }, 180_000);
 
   it("refuses each secret variable of lib/runtimes/variables.ts, which are these", () => {
