@@ -129,6 +129,17 @@ function serverlessEnvironment(): string[] {
   ];
 }
 
+/** serverless.yml's `params.default` for the variables a `--param` sets: their declared defaults. */
+function serverlessParams(): string[] {
+  return LAMBDA_VARIABLES.flatMap((variable) =>
+    variable.from?.startsWith("param:")
+      ? [
+          `    ${variable.from.slice("param:".length)}: ${/^\d+$/.test(variable.default) ? variable.default : quoted(variable.default)}`,
+        ]
+      : [],
+  );
+}
+
 /** deploy/guard.cjs's list of the secret variables, formatted as biome formats it. */
 function guardSecrets(): string[] {
   const names = SECRET_VARIABLES.map((name) => JSON.stringify(name));
@@ -143,7 +154,7 @@ export const GENERATED: Readonly<Record<string, Readonly<Record<string, () => st
   "README.md": { settings: readmeSettings },
   "docs/mapping.md": { settings: mappingSettings },
   "docs/lambda.md": { variables: variablesTable },
-  "serverless.yml": { environment: serverlessEnvironment },
+  "serverless.yml": { params: serverlessParams, environment: serverlessEnvironment },
   "deploy/guard.cjs": { "secret variables": guardSecrets },
 };
 

@@ -419,8 +419,6 @@ export interface QueueRecord {
   attributes: { ApproximateReceiveCount?: string; MessageGroupId?: string };
 }
 
-/** The first wait before a retryable message comes back, doubled at each receive (default). */
-export const FIRST_BACKOFF_SECONDS = 30;
 /** The longest SQS lets a message wait (ChangeMessageVisibility). */
 export const MAX_BACKOFF_SECONDS = 12 * 60 * 60;
 
@@ -489,7 +487,7 @@ export async function retryLater(
   outcomes: readonly Outcome[],
   client: QueueClient,
   queueUrl: string,
-  firstBackoffSeconds = FIRST_BACKOFF_SECONDS,
+  firstBackoffSeconds: number,
 ): Promise<{ itemIdentifier: string }[]> {
   const failedGroups = new Set<string>();
   const failures: { itemIdentifier: string }[] = [];

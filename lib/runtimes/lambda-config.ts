@@ -2,7 +2,6 @@
 // checked once per cold start, with the secret variables from the stage's secret on AWS.
 
 import { redact } from "../outcome.ts";
-import { FIRST_BACKOFF_SECONDS } from "../queue/queue.ts";
 import {
   LAMBDA_ENVIRONMENT,
   parseSettings,
@@ -10,7 +9,7 @@ import {
   settingsFromEnvironment,
 } from "../settings.ts";
 import { log } from "./log.ts";
-import { SECRET_VARIABLES, type VariableName } from "./variables.ts";
+import { declaredNumber, SECRET_VARIABLES, type VariableName } from "./variables.ts";
 
 /** A declared variable's value: only declared names compile. */
 export function read(env: Environment, name: VariableName): string | undefined {
@@ -73,14 +72,11 @@ export function secretVariables(values: Record<string, string>): {
  */
 export const MIN_TOKEN_CHARACTERS = 32;
 
-/** Refiner allows about 4,000 requests a minute per key; this leaves room for other callers. */
-export const DEFAULT_RATE_PER_MINUTE = 3600;
-export const DEFAULT_CONSUMERS = 2;
-
 export function configFromEnvironment(env: Environment): LambdaConfig {
-  const rate = positiveNumber(read(env, "REFINER_RATE_PER_MINUTE"), DEFAULT_RATE_PER_MINUTE);
-  const consumers = positiveNumber(read(env, "REFINER_CONSUMERS"), DEFAULT_CONSUMERS);
-  const backoff = positiveNumber(read(env, "REFINER_RETRY_BACKOFF_SECONDS"), FIRST_BACKOFF_SECONDS);
+  // Unset, each takes its declared default (lib/runtimes/variables.ts).
+  const [rate, consumers, backoff] = (
+    ["REFINER_RATE_PER_MINUTE", "REFINER_CONSUMERS", "REFINER_RETRY_BACKOFF_SECONDS"] as const
+  ).map((name) => positiveNumber(read(env, name), declaredNumber(name)));
   const settings = parseSettings(settingsFromEnvironment(env), LAMBDA_ENVIRONMENT);
   const problem =
     rate === undefined
@@ -94,8 +90,10 @@ export function configFromEnvironment(env: Environment): LambdaConfig {
     settings: problem && settings.ok ? { ok: false, message: problem } : settings,
     queueUrl: read(env, "REFINER_QUEUE_URL")?.trim() ?? "",
     deliveredTable: read(env, "REFINER_DELIVERED_TABLE")?.trim() ?? "",
-    consumerRatePerMinute: (rate ?? DEFAULT_RATE_PER_MINUTE) / (consumers ?? DEFAULT_CONSUMERS),
-    firstBackoffSeconds: backoff ?? FIRST_BACKOFF_SECONDS,
+    consumerRatePerMinute:
+      (rate ?? declaredNumber("REFINER_RATE_PER_MINUTE")) /
+      (consumers ?? declaredNumber("REFINER_CONSUMERS")),
+    firstBackoffSeconds: backoff ?? declaredNumber("REFINER_RETRY_BACKOFF_SECONDS"),
     sharedSecrets: present(
       read(env, "SEGMENT_SHARED_SECRET"),
       read(env, "SEGMENT_SHARED_SECRET_PREVIOUS"),

@@ -143,6 +143,11 @@ function lambdaVariables(): LambdaVariable[] {
 
 export type VariableName = (typeof SETTINGS)[number]["env"] | OwnVariableName;
 
+/** A variable of the Lambda forms' own, as a number: its declared default (above). */
+export function declaredNumber(name: OwnVariableName): number {
+  return Number(OWN_VARIABLES.find((variable) => variable.name === name)?.default);
+}
+
 /** The names of the secret variables: the keys the functions take from the stage's secret. */
 export const SECRET_VARIABLES: readonly VariableName[] = /* @__PURE__ */ secretVariables();
 
