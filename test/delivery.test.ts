@@ -12,7 +12,7 @@ import { tokenBucket } from "../lib/delivery/pace.ts";
 import { boundedFetch, ENDPOINTS, type Fetch, request } from "../lib/refiner/client.ts";
 import { parseSettings } from "../lib/settings.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { API_KEY } from "./support/fixtures.ts";
+import { API_KEY, answerOnceOpen } from "./support/fixtures.ts";
 
 const runtimes: [name: string, fetch: Fetch][] = [
   ["node-fetch v2 (Segment)", nodeFetch as unknown as Fetch],
@@ -75,15 +75,7 @@ describe("deliver, with a 1.5 s deadline", () => {
   });
 
   it("keeps at most 8 requests open at once", async () => {
-    // The first answers wait until 8 requests are open, however slowly they arrive.
-    let eightOpen = () => {};
-    const open = new Promise<void>((resolve) => {
-      eightOpen = resolve;
-    });
-    refiner.respond(() => {
-      if (refiner.requests.length === 8) eightOpen();
-      return { status: 201, until: open };
-    });
+    answerOnceOpen(refiner, 8);
     const outcomes = await deliver(
       tracks(40, (i) => `u${i}`),
       settings(),
