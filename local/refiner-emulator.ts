@@ -30,6 +30,8 @@ export type Reply =
       headers?: Record<string, string>;
       /** Wait this long before answering. */
       delayMs?: number;
+      /** Answer once this settles: a test holds the answer until it has done its part. */
+      until?: Promise<unknown>;
     }
   | { hang: true }
   | { drop: true };
@@ -160,6 +162,7 @@ async function answer(req: IncomingMessage, res: ServerResponse, reply: Reply): 
     return;
   }
   if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+  await reply.until;
   const body =
     reply.body === undefined
       ? ""

@@ -18,6 +18,8 @@ export interface LocalSecrets {
   failWith: string | undefined;
   /** While true, calls are taken and never answered (until `stop`). */
   hangs: boolean;
+  /** Called with each call's action as it arrives (a test's event). */
+  onCall?: (action: string) => void;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,7 @@ export async function startLocalSecrets(): Promise<LocalSecrets> {
     const input = JSON.parse(Buffer.concat(chunks).toString() || "{}") as Record<string, string>;
     const action = String(req.headers["x-amz-target"] ?? "").replace("secretsmanager.", "");
     local.calls.push(action);
+    local.onCall?.(action);
     if (local.hangs) {
       hung.add(res);
       return;

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
-import { API_KEY } from "./support/fixtures.ts";
+import { API_KEY, answerOnceOpen } from "./support/fixtures.ts";
 import { loadSegmentFunction, type SegmentFunction } from "./support/segment-function.ts";
 
 let refiner: RefinerEmulator;
@@ -183,7 +183,7 @@ describe("coalescing", () => {
 
 describe("concurrency and back-off", () => {
   it("never has more than 8 requests in flight", async () => {
-    refiner.respond(() => ({ status: 201, delayMs: 20 }));
+    answerOnceOpen(refiner, 8);
     const events = Array.from({ length: 60 }, (_, i) => track(`u${i}`, "Viewed"));
     const result = await batch(events);
     expect(result).toEqual(events.map(() => ({ status: 200 })));

@@ -170,12 +170,21 @@ describe("a JSON array with a syntax error", () => {
 describe("resume", () => {
   const EVENTS = tracks(15, 10);
 
-  /** A run stopped by Ctrl-C once Refiner took `after` requests; its rate keeps it from finishing. */
+  /**
+   * A run stopped by Ctrl-C as Refiner takes its `after`-th request: sent by the emulator's own
+   * handler, so that the run, which its rate keeps from finishing in the meantime, is stopped there
+   * however late this test would notice.
+   */
   async function interrupted(input: string, after: number): Promise<Run> {
     const { child, done } = start(sendArgs([input], ["--rate", "3000"]));
-    await until(() => taken.length >= after);
-    child.kill("SIGINT");
-    return done;
+    refiner.respond((request) => {
+      takeIt(request);
+      if (taken.length === after) child.kill("SIGINT");
+      return undefined;
+    });
+    const run = await done;
+    answerAll();
+    return run;
   }
 
   it("after Ctrl-C and a touch of the input, resumes: each contact's events taken exactly once", async () => {
@@ -239,10 +248,21 @@ describe("the lock beside the checkpoint", () => {
   it("refuses a second run on the same checkpoint at once, and the first delivers each event once", async () => {
     const events = tracks(10, 10);
     const input = file("archive.ndjson", ndjson(events));
-    // The first run is slowed by its rate, so the second starts while it is under way.
-    const first = start(sendArgs([input], ["--rate", "3000"]));
+    // Past its first 5, the first run's answers wait until the second run is over, so that the
+    // second starts while the first is under way however long it takes to start; its --timeout
+    // outlasts the test.
+    let secondOver = () => {};
+    const over = new Promise<void>((resolve) => {
+      secondOver = resolve;
+    });
+    refiner.respond((request) => {
+      takeIt(request);
+      return taken.length > 5 ? { status: 201, body: { message: "ok" }, until: over } : undefined;
+    });
+    const first = start(sendArgs([input], ["--rate", "600000", "--timeout", "120"]));
     await until(() => taken.length >= 5);
     const second = await send([input]);
+    secondOver();
     expect(second.code).toBe(2);
     expect(second.stderr).toContain(
       `refiner-destination send: another run is using refiner-send.checkpoint.json (pid ${first.child.pid} on ${hostname()}`,

@@ -4,6 +4,7 @@
 
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import nodeFetch from "node-fetch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { API_KEY, loadEvent } from "./support/fixtures.ts";
@@ -94,9 +95,11 @@ describe("bodies", () => {
   it("stops reading a 32 MB body after 64 KB, and keeps the message short", async () => {
     const size = 32 * 1024 * 1024;
     const written = new Map<string, number>();
+    let lambdaClosed: Promise<unknown> | undefined;
     const url = await serve((req, res) => {
       const client = String(req.headers["user-agent"]);
       written.set(client, 0);
+      if (client === "node") lambdaClosed = new Promise((resolve) => res.on("close", resolve));
       res.writeHead(400, { "content-type": "text/plain" });
       const chunk = "x".repeat(64 * 1024);
       const pump = () => {
@@ -108,14 +111,24 @@ describe("bodies", () => {
       };
       pump();
     });
+    // Segment's node-fetch, watched for the body it hands over being closed.
+    let segmentClosed: Promise<unknown> | undefined;
+    fn = loadSegmentFunction({
+      fetch: async (...args) => {
+        const response = await nodeFetch(...args);
+        segmentClosed = new Promise((resolve) => response.body.once("close", resolve));
+        return response;
+      },
+    });
     const { segment, direct } = await bothRuntimes(url);
     expect(segment.error).toBeInstanceOf(ValidationError);
     expect(segment.error?.message.length).toBeLessThanOrEqual(500);
     expect((direct.value as { error: string }).error.length).toBeLessThanOrEqual(500);
-    // Both clients (node-fetch in Segment, Node's fetch in Lambda) closed the connection: the
+    // Both clients stopped reading: Node's fetch (Lambda) closed the connection, node-fetch
+    // (Segment) closed the body it hands over, after which nothing takes from its socket. So the
     // server could push only what socket buffers hold (a few MB here), far from the whole body,
-    // even given time in which a client that kept draining the socket would have taken it all.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // which a client that kept draining the socket would have taken by then.
+    await Promise.all([lambdaClosed, segmentClosed]);
     expect([...written.keys()].sort()).toEqual([
       "node",
       "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",

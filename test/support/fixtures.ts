@@ -85,3 +85,19 @@ export function busiestWindow(requests: readonly RecordedRequest[], ms: number):
   }
   return most;
 }
+
+/**
+ * Refiner answers 201, the first answers only once `count` requests are open: so many are open at
+ * once however slowly a busy machine sends them, and the client's own limit shows in
+ * `maxInFlight`.
+ */
+export function answerOnceOpen(refiner: RefinerEmulator, count: number): void {
+  let opened = () => {};
+  const open = new Promise<void>((resolve) => {
+    opened = resolve;
+  });
+  refiner.respond(() => {
+    if (refiner.requests.length === count) opened();
+    return { status: 201, until: open };
+  });
+}

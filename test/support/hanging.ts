@@ -7,14 +7,21 @@ export interface HangingServer {
   endpoint: string;
   /** Connections accepted so far. */
   connections: number;
+  /** Resolves once the first connection is accepted: a call reached the endpoint. */
+  connected: Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startHangingServer(): Promise<HangingServer> {
   const sockets = new Set<Socket>();
-  const hanging: HangingServer = { endpoint: "", connections: 0, stop: async () => {} };
+  let accepted = () => {};
+  const connected = new Promise<void>((resolve) => {
+    accepted = resolve;
+  });
+  const hanging: HangingServer = { endpoint: "", connections: 0, connected, stop: async () => {} };
   const server = createServer((socket) => {
     hanging.connections += 1;
+    accepted();
     sockets.add(socket);
     socket.on("error", () => {});
     socket.on("close", () => sockets.delete(socket));
