@@ -5,9 +5,9 @@
 // At most `inFlight` requests are open at once, each after the rate limiter lets it through, and a
 // 429 pauses every contact for Refiner's Retry-After.
 
-import { backoff } from "../lib/delivery/backoff.ts";
-import type { PlannedRequest } from "../lib/delivery/plan.ts";
 import type { Outcome } from "../lib/outcome.ts";
+import { backoff } from "../lib/pipeline/backoff.ts";
+import type { PlannedRequest } from "../lib/pipeline/plan.ts";
 
 export interface Job<Item> {
   contact: string;

@@ -10,11 +10,11 @@
 
 import { appendFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
-import { sendPlan } from "../lib/delivery/deliver.ts";
-import { tokenBucket } from "../lib/delivery/pace.ts";
-import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/delivery/plan.ts";
-import { recentIds } from "../lib/delivery/recent-ids.ts";
 import { DELIVERED, describe, type Outcome, retry } from "../lib/outcome.ts";
+import { sendPlan } from "../lib/pipeline/forward.ts";
+import { tokenBucket } from "../lib/pipeline/pace.ts";
+import { contactOf, messageIdOf, type PlannedRequest, planBatch } from "../lib/pipeline/plan.ts";
+import { recentIds } from "../lib/pipeline/recent-ids.ts";
 import { ENDPOINTS, type Fetch, pathOf, type RefinerCall } from "../lib/refiner/client.ts";
 import { answerOf, classOf } from "../lib/runtimes/doors.ts";
 import { keyNotices } from "../lib/runtimes/log.ts";
@@ -302,7 +302,7 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
   const { options, totals } = run;
   const limiter = tokenBucket(options.rate);
   // Nothing is skipped as unchanged: live traffic may change a contact while a backfill runs, and
-  // the window's coalescing already merges most repeats (lib/delivery/unchanged.ts).
+  // the window's coalescing already merges most repeats (lib/pipeline/unchanged.ts).
   let shown = 0;
   const dryRun = (job: Job<Item>): Outcome => {
     run.census.add(
@@ -340,7 +340,7 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
         return outcome ?? DELIVERED;
       },
       settle: (job, outcome) => {
-        if (outcome.kind === "delivered") {
+        if (outcome.kind === "done") {
           totals.delivered += job.items.length;
           for (const item of job.items) ledger.settle(item);
         } else if (answerOf(outcome).send === "halt") {
@@ -364,7 +364,7 @@ function contactQueues(run: Run, ledger: Ledger): ContactQueues<Item> {
         // up: these events stay unsettled in the checkpoint, and the rerun sends them.
         if (run.halt.signal.aborted) return;
         run.parked.add(contact);
-        const why = outcome.kind === "delivered" ? "" : outcome.message;
+        const why = outcome.kind === "done" ? "" : outcome.message;
         run.log(`undelivered ${describeEvents(items)}: ${printable(why)}`);
         ledger.giveUp(items.sort((a, b) => a.seq - b.seq));
         ledger.save();

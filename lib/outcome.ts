@@ -6,7 +6,7 @@ export type Outcome =
    * Done: Refiner took it, or needs nothing more (`via` says why no request was made: Refiner
    * already has this body, or this messageId; or it was queued for the consumer).
    */
-  | { kind: "delivered"; via?: "unchanged" | "already-delivered" | "queued" | "filtered" }
+  | { kind: "done"; via?: "unchanged" | "already-delivered" | "queued" | "filtered" }
   /** Permanent: retrying the same event cannot succeed. */
   | {
       kind: "rejected";
@@ -26,16 +26,16 @@ export type Outcome =
       cause?: "api-key" | "configuration";
     };
 
-export type Failure = Exclude<Outcome, { kind: "delivered" }>;
+export type Failure = Exclude<Outcome, { kind: "done" }>;
 
-export const DELIVERED: Outcome = { kind: "delivered" };
-export const UNCHANGED: Outcome = { kind: "delivered", via: "unchanged" };
-export const ALREADY_DELIVERED: Outcome = { kind: "delivered", via: "already-delivered" };
-export const QUEUED: Outcome = { kind: "delivered", via: "queued" };
+export const DELIVERED: Outcome = { kind: "done" };
+export const UNCHANGED: Outcome = { kind: "done", via: "unchanged" };
+export const ALREADY_DELIVERED: Outcome = { kind: "done", via: "already-delivered" };
+export const QUEUED: Outcome = { kind: "done", via: "queued" };
 
 /** Left out by the user's own settings (allow lists, page views off): handled, not failed. */
-export type Filtered = { kind: "delivered"; via: "filtered" };
-export const FILTERED: Filtered = { kind: "delivered", via: "filtered" };
+export type Filtered = { kind: "done"; via: "filtered" };
+export const FILTERED: Filtered = { kind: "done", via: "filtered" };
 
 /** What an event can become without a request: a failure, or left out by the settings. */
 export type Unsent = Failure | Filtered;

@@ -504,7 +504,7 @@ describe("dry run and usage", () => {
       "  most frequent user traits, by requests: plan (1200), seats (1), survey_0 (1),",
     );
     // The account's name goes with the last of the 1,200 requests that name it: Refiner would keep
-    // only that one's value (lib/delivery/plan.ts), and the others still join the account.
+    // only that one's value (lib/pipeline/plan.ts), and the others still join the account.
     expect(all.stdout).toContain("  most frequent account traits, by requests: name (1)");
     expect(all.stdout).toContain(
       "Warning: that is over the 1000 distinct traits Refiner keeps per environment",

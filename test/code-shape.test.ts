@@ -170,7 +170,7 @@ describe("the layers of lib/", () => {
     // Tried: a type import of lib/segment/ in lib/refiner/client.ts fails here.
     expect(cycles).toEqual([]);
     // The graph is real: the pipeline imports the Segment side, which imports the outcomes.
-    expect(graph.get("lib/delivery/")).toContain("lib/segment/");
+    expect(graph.get("lib/pipeline/")).toContain("lib/segment/");
     expect(graph.get("lib/segment/")).toContain("lib/outcome.ts");
   });
 });

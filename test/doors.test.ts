@@ -12,7 +12,7 @@ const ROOT = join(import.meta.dirname, "..");
 
 /** The table as the docs show it and the doors answer it, one row per outcome. */
 const EXPECTED = [
-  ["delivered", "resolve", 200, 200, 200, "delete", "delivered"],
+  ["done", "resolve", 200, 200, 200, "delete", "delivered"],
   ["filtered", "resolve", 200, 200, 200, "delete", "skipped"],
   ["invalid", "ValidationError", 400, 400, 400, "delete", "rejected"],
   ["no-contact", "ValidationError", 400, 400, 400, "delete", "skipped"],
@@ -24,7 +24,7 @@ const EXPECTED = [
 ] as const;
 
 const SAMPLES = {
-  delivered: { kind: "delivered" },
+  done: { kind: "done" },
   filtered: FILTERED,
   invalid: invalid("bad"),
   "no-contact": { kind: "rejected", reason: "no-contact", message: "nobody" },
@@ -56,7 +56,7 @@ describe("the outcome table", () => {
       const outcome = SAMPLES[name];
       expect(classOf(outcome)).toBe(name);
       expect(toBatchItem(outcome).status).toBe(item);
-      if (outcome.kind !== "delivered") expect(toSegmentError(outcome).name).toBe(fn);
+      if (outcome.kind !== "done") expect(toSegmentError(outcome).name).toBe(fn);
     },
   );
 

@@ -534,7 +534,7 @@ describe("coalescing before the queue", () => {
     expect(refiner.requests).toHaveLength(users * 7);
     expect(refiner.requests.length / events.length).toBeLessThanOrEqual(0.72);
     // One identify per contact, with its traits and its account. Users 0, 40, 80 share acct-mix-0:
-    // its traits go with the last of them in the batch (lib/delivery/plan.ts), the others name it.
+    // its traits go with the last of them in the batch (lib/pipeline/plan.ts), the others name it.
     const bodyOf = (id: string) =>
       identifies().find((request) => (request.body as { id: string }).id === id)?.body;
     const accountTraits = { name: "Company 0", plan: "enterprise", employees: 120 };

@@ -1,7 +1,7 @@
-// The bounded memory of delivered messageIds (lib/delivery/recent-ids.ts), with an injected clock.
+// The bounded memory of delivered messageIds (lib/pipeline/recent-ids.ts), with an injected clock.
 
 import { describe, expect, it } from "vitest";
-import { recentIds } from "../lib/delivery/recent-ids.ts";
+import { recentIds } from "../lib/pipeline/recent-ids.ts";
 
 describe("recentIds", () => {
   it("remembers an id until its time is up", () => {

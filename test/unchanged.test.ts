@@ -1,13 +1,13 @@
 // Unchanged identifies are skipped only where that keeps Refiner as sending each event alone would
-// (lib/delivery/unchanged.ts): at the queue's consumer, with what Refiner holds of each contact in
+// (lib/pipeline/unchanged.ts): at the queue's consumer, with what Refiner holds of each contact in
 // the shared DynamoDB table. The Segment function, the direct Lambda and `send` send every one.
 // And a door with a memory of messageIds sends a resent event once.
 
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { deliver } from "../lib/delivery/deliver.ts";
-import { mapMemory } from "../lib/delivery/unchanged.ts";
+import { forward } from "../lib/pipeline/forward.ts";
+import { mapMemory } from "../lib/pipeline/unchanged.ts";
 import { boundedFetch, type Fetch } from "../lib/refiner/client.ts";
 import { parseSettings, type Settings } from "../lib/settings.ts";
 import {
@@ -222,7 +222,7 @@ describe("the pipeline's skip, on a clock of the test's own", () => {
 
   it("trusts what Refiner holds for skipUnchangedMinutes after it last changed", async () => {
     const memory = mapMemory();
-    const send = () => deliver([identify({ plan: "trial" })], settings(), runtime(memory));
+    const send = () => forward([identify({ plan: "trial" })], settings(), runtime(memory));
     await send();
     now += 59 * 60_000;
     await send();
@@ -235,7 +235,7 @@ describe("the pipeline's skip, on a clock of the test's own", () => {
   it('sends every identify with skipUnchangedMinutes "0"', async () => {
     const memory = mapMemory();
     for (let i = 0; i < 3; i++) {
-      await deliver(
+      await forward(
         [identify({ plan: "trial" })],
         settings({ skipUnchangedMinutes: "0" }),
         runtime(memory),
@@ -246,11 +246,11 @@ describe("the pipeline's skip, on a clock of the test's own", () => {
 
   it("forgets a contact whose identify failed, since Refiner may have taken it anyway", async () => {
     const memory = mapMemory();
-    await deliver([identify({ plan: "trial" })], settings(), runtime(memory));
+    await forward([identify({ plan: "trial" })], settings(), runtime(memory));
     refiner.queue({ status: 503 });
-    const [failed] = await deliver([identify({ plan: "pro" })], settings(), runtime(memory));
+    const [failed] = await forward([identify({ plan: "pro" })], settings(), runtime(memory));
     expect(failed?.kind).toBe("retry");
-    await deliver([identify({ plan: "trial" })], settings(), runtime(memory));
+    await forward([identify({ plan: "trial" })], settings(), runtime(memory));
     expect(sent()).toEqual([
       { plan: "trial", id: "u1" },
       { plan: "pro", id: "u1" },
@@ -262,13 +262,13 @@ describe("the pipeline's skip, on a clock of the test's own", () => {
     const memory = mapMemory();
     const other = await startRefinerEmulator({ apiKey: "rfk_other_destination_key" });
     try {
-      await deliver([identify({ plan: "trial" })], settings(), runtime(memory));
+      await forward([identify({ plan: "trial" })], settings(), runtime(memory));
       const otherSettings = parseSettings({
         apiKey: "rfk_other_destination_key",
         apiBaseUrl: other.url,
       });
       if (!otherSettings.ok) throw new Error(otherSettings.message);
-      await deliver([identify({ plan: "trial" })], otherSettings.settings, runtime(memory));
+      await forward([identify({ plan: "trial" })], otherSettings.settings, runtime(memory));
       expect(sent()).toHaveLength(1);
       expect(other.requests).toHaveLength(1);
     } finally {

@@ -1,4 +1,4 @@
-// What Refiner holds of each contact (lib/delivery/unchanged.ts), kept in the same DynamoDB table
+// What Refiner holds of each contact (lib/pipeline/unchanged.ts), kept in the same DynamoDB table
 // as the delivered messageIds (serverless.yml, DeliveredTable), so that every consumer sees it.
 // Only the queue's consumer reads and writes it: SQS FIFO hands it one message of a contact at a
 // time, so a contact's item is never written by two instances at once.
@@ -9,8 +9,8 @@
 // Nothing here rejects: a table that fails answers "unknown" (one more request to Refiner), and a
 // state that could not be written is deleted, so that no stale state can make a later skip wrong.
 
-import type { ContactState, SentMemory } from "../delivery/unchanged.ts";
-import { hash } from "../delivery/unchanged.ts";
+import type { ContactState, SentMemory } from "../pipeline/unchanged.ts";
+import { hash } from "../pipeline/unchanged.ts";
 import { dynamoClient, dynamoSdk } from "./dynamodb.ts";
 
 /** What the caller does when the table fails: log it and count it. */

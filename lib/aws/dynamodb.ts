@@ -5,7 +5,7 @@
 // given to the client explicitly, as for SQS.
 
 import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
-import type { DeliveredTable } from "../delivery/delivered.ts";
+import type { IdempotencyTable } from "../pipeline/idempotency.ts";
 import { pool } from "../pool.ts";
 
 /**
@@ -72,12 +72,12 @@ export function dynamoClient(
 }
 
 /** The table, its client built on first use. */
-export function dynamoDeliveredTable(
+export function dynamoIdempotencyTable(
   tableName: string,
   env: Record<string, string | undefined>,
   now: () => number = Date.now,
-): DeliveredTable {
-  let table: DeliveredTable | undefined;
+): IdempotencyTable {
+  let table: IdempotencyTable | undefined;
   const built = () => {
     table ??= buildTable(tableName, env, now);
     return table;
@@ -92,7 +92,7 @@ function buildTable(
   tableName: string,
   env: Record<string, string | undefined>,
   now: () => number,
-): DeliveredTable {
+): IdempotencyTable {
   // Required on first use, not imported at the top: a direct-mode cold start stays as light as it
   // was without the table (docs/performance.md), and its first event pays for the SDK instead.
   // The Lambda runtime ships the SDK; the bundle leaves it external.

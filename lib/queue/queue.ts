@@ -1,7 +1,7 @@
 // Queued delivery on an SQS FIFO queue: the Lambda doors put events on the queue (enqueue), and the
 // `deliver` Lambda drains it through the one pipeline (consume).
 //
-// - The door plans the batch as direct delivery would (lib/delivery/plan.ts): a contact's
+// - The door plans the batch as direct delivery would (lib/pipeline/plan.ts): a contact's
 //   identifies and groups become one message with the latest traits, carrying all of their
 //   messageIds, and every track, page or delete a message of its own (lib/queue/message.ts).
 // - MessageGroupId is the contact, so a contact's messages stay in order and one contact never holds
@@ -14,17 +14,6 @@
 //   refused API key and a broken configuration wait the same way: the events stay until the key is
 //   fixed, and Segment already has its 200.
 
-import { backoff } from "../delivery/backoff.ts";
-import { type Runtime, sendPlan } from "../delivery/deliver.ts";
-import { type DeliveredIds, deliveredBefore } from "../delivery/delivered.ts";
-import {
-  type BatchPlan,
-  contactOf,
-  messageIdOf,
-  type PlannedRequest,
-  planBatch,
-} from "../delivery/plan.ts";
-import { hash } from "../delivery/unchanged.ts";
 import {
   ALREADY_DELIVERED,
   type Failure,
@@ -34,6 +23,17 @@ import {
   retry,
   type Unsent,
 } from "../outcome.ts";
+import { backoff } from "../pipeline/backoff.ts";
+import { type Runtime, sendPlan } from "../pipeline/forward.ts";
+import { deliveredBefore, type IdempotencyStore } from "../pipeline/idempotency.ts";
+import {
+  type BatchPlan,
+  contactOf,
+  messageIdOf,
+  type PlannedRequest,
+  planBatch,
+} from "../pipeline/plan.ts";
+import { hash } from "../pipeline/unchanged.ts";
 import { pool } from "../pool.ts";
 import type { IdentifyBody, RefinerCall, TraitValue } from "../refiner/client.ts";
 import { eventType } from "../segment/event.ts";
@@ -91,7 +91,7 @@ export async function enqueue(
   settings: Settings,
   client: QueueClient,
   queueUrl: string,
-  delivered: DeliveredIds,
+  delivered: IdempotencyStore,
   notice?: KeyNotice,
 ): Promise<Outcome[]> {
   // What Refiner already has is not queued again: Segment resends whole batches for 4 hours.
@@ -122,7 +122,7 @@ export async function enqueue(
   await sendAll(pending, client, queueUrl, (item, outcome) => {
     for (const index of item.positions) {
       // A request in several messages is queued once all of them are.
-      if (outcomes[index] === undefined || outcome.kind !== "delivered") outcomes[index] = outcome;
+      if (outcomes[index] === undefined || outcome.kind !== "done") outcomes[index] = outcome;
     }
   });
   for (const [copy, original] of plan.copies) outcomes[copy] = outcomes[original];
@@ -431,7 +431,7 @@ export async function consume(
   records: readonly QueueRecord[],
   settings: Settings,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: IdempotencyStore,
 ): Promise<{ events: QueuedEvent[][]; outcomes: Outcome[] }> {
   const messages = records.map((record) => decodeMessage(record.body, settings));
   const events = messages.map((message) => (isOutcome(message) ? [] : message.events));
@@ -472,7 +472,7 @@ export async function consume(
   const outcomes = sent.map((outcome, index) => (isDone(index) ? ALREADY_DELIVERED : outcome));
   await delivered.record(
     requests.flatMap(({ events }) =>
-      events.flatMap((index) => (outcomes[index]?.kind === "delivered" ? idsOf(index) : [])),
+      events.flatMap((index) => (outcomes[index]?.kind === "done" ? idsOf(index) : [])),
     ),
   );
   return { events, outcomes };

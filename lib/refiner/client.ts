@@ -1,6 +1,6 @@
 // The Refiner REST API: the only code that speaks HTTP. One call in; Refiner's answer, or the error
 // that kept it from answering, out. What that means for the event is decided elsewhere
-// (lib/delivery/decide.ts); this module knows nothing of Segment.
+// (lib/pipeline/decide.ts); this module knows nothing of Segment.
 
 /** A value Refiner stores as a trait: text, a number or a boolean (docs/mapping.md, "Traits"). */
 export type TraitValue = string | number | boolean;

@@ -7,7 +7,7 @@ import { SegmentErrors } from "../segment/errors.ts";
 
 /** What became of an event, as the doors tell the cases apart. */
 export type OutcomeClass =
-  | "delivered"
+  | "done"
   | "filtered"
   | "invalid"
   | "no-contact"
@@ -48,7 +48,7 @@ function row(
  * the queue holds Segment already has its 200: there a refused key waits to be fixed.
  */
 export const DOORS: Record<OutcomeClass, DoorAnswers> = {
-  delivered: row("resolve", 200, 200, 200, "delete", "delivered"),
+  done: row("resolve", 200, 200, 200, "delete", "delivered"),
   filtered: row("resolve", 200, 200, 200, "delete", "skipped"),
   invalid: row("ValidationError", 400, 400, 400, "delete", "rejected"),
   "no-contact": row("ValidationError", 400, 400, 400, "delete", "skipped"),
@@ -61,7 +61,7 @@ export const DOORS: Record<OutcomeClass, DoorAnswers> = {
 };
 
 export function classOf(outcome: Outcome): OutcomeClass {
-  if (outcome.kind === "delivered") return outcome.via === "filtered" ? "filtered" : "delivered";
+  if (outcome.kind === "done") return outcome.via === "filtered" ? "filtered" : "done";
   if (outcome.kind === "rejected") return outcome.reason;
   if (outcome.cause) return "until-fixed";
   return outcome.status === 429 ? "throttled" : "retry";
@@ -86,5 +86,5 @@ export interface BatchItem {
 /** One `onBatch` result. Segment retries only the items whose status calls for it. */
 export function toBatchItem(outcome: Outcome): BatchItem {
   const status = answerOf(outcome).batchItem;
-  return outcome.kind === "delivered" ? { status } : { status, errormessage: outcome.message };
+  return outcome.kind === "done" ? { status } : { status, errormessage: outcome.message };
 }

@@ -4,15 +4,15 @@
 // `invocation` runs each call with its request id, its deadline and its metrics.
 
 import { dynamoContactStates } from "../aws/contact-state.ts";
-import { dynamoDeliveredTable } from "../aws/dynamodb.ts";
+import { dynamoIdempotencyTable } from "../aws/dynamodb.ts";
 import { type SecretReader, secretsManagerReader } from "../aws/secrets.ts";
 import { sqsQueueClient } from "../aws/sqs.ts";
-import { beforeDeadline } from "../delivery/deadline.ts";
-import { DEADLINE_MS, deliverOnce, type Runtime } from "../delivery/deliver.ts";
-import { type DeliveredIds, deliveredIds } from "../delivery/delivered.ts";
-import { tokenBucket } from "../delivery/pace.ts";
-import type { SentMemory } from "../delivery/unchanged.ts";
 import { describe, type Failure, type Outcome, untilFixed } from "../outcome.ts";
+import { beforeDeadline } from "../pipeline/deadline.ts";
+import { DEADLINE_MS, forwardOnce, type Runtime } from "../pipeline/forward.ts";
+import { type IdempotencyStore, idempotencyStore } from "../pipeline/idempotency.ts";
+import { tokenBucket } from "../pipeline/pace.ts";
+import type { SentMemory } from "../pipeline/unchanged.ts";
 import {
   consume,
   enqueue,
@@ -40,7 +40,7 @@ import { countOutcomes, embeddedMetrics, type Metrics, serviceOf } from "./metri
 export interface LambdaInstance {
   config: LambdaConfig;
   /** The messageIds Refiner took: this instance's memory and the shared table. */
-  delivered: DeliveredIds;
+  delivered: IdempotencyStore;
   metrics: Metrics;
   /** Queued mode: the SQS client. */
   queue: QueueClient | undefined;
@@ -48,7 +48,7 @@ export interface LambdaInstance {
   pace: () => Promise<void>;
   /**
    * What Refiner holds of each contact, in the shared table: read by the queue's consumer only,
-   * where a contact's messages come one at a time (lib/delivery/unchanged.ts).
+   * where a contact's messages come one at a time (lib/pipeline/unchanged.ts).
    */
   sent: SentMemory | undefined;
   /** Trait keys the mapping drops or merges: counted, and each name logged once. */
@@ -85,7 +85,7 @@ export function coldStart(env: Environment, fetch: Fetch): LambdaInstance {
   if (!fromSecret) logConfigProblem(config);
   const metrics = embeddedMetrics(serviceOf(env.AWS_LAMBDA_FUNCTION_NAME));
   const table = config.deliveredTable
-    ? dynamoDeliveredTable(config.deliveredTable, env)
+    ? dynamoIdempotencyTable(config.deliveredTable, env)
     : undefined;
   return {
     config,
@@ -95,7 +95,7 @@ export function coldStart(env: Environment, fetch: Fetch): LambdaInstance {
       fromSecret && secretId
         ? { id: secretId, read: secretsManagerReader(env), readAt: 0, env }
         : undefined,
-    delivered: deliveredIds(table, (action, error) => {
+    delivered: idempotencyStore(table, (action, error) => {
       // A duplicate is better than a loss: delivery goes on without the table.
       metrics.count("DeliveredTableUnavailable");
       log(
@@ -239,9 +239,9 @@ export async function invokeDirect(
   lambda: LambdaInstance,
   runtime: Runtime,
 ): Promise<DirectResult | BatchItem[]> {
-  if (Array.isArray(event)) return (await deliverAll(event, lambda, runtime)).map(toBatchItem);
-  const [outcome] = await deliverAll([event], lambda, runtime);
-  if (!outcome || outcome.kind === "delivered") return { status: 200 };
+  if (Array.isArray(event)) return (await dispatch(event, lambda, runtime)).map(toBatchItem);
+  const [outcome] = await dispatch([event], lambda, runtime);
+  if (!outcome || outcome.kind === "done") return { status: 200 };
   const status = answerOf(outcome).lambda;
   if (status === "throw") throw toSegmentError(outcome);
   return { status, error: outcome.message };
@@ -252,7 +252,7 @@ export async function invokeDirect(
  * counted and every failure logged; shared by both doors. Events delivered before (by messageId)
  * are answered as delivered and not sent or queued again.
  */
-export async function deliverAll(
+export async function dispatch(
   events: readonly unknown[],
   lambda: LambdaInstance,
   runtime: Runtime,
@@ -278,7 +278,7 @@ export async function deliverAll(
           delivered,
           runtime.notice,
         )
-      : await deliverOnce(events, settings.settings, runtime, delivered);
+      : await forwardOnce(events, settings.settings, runtime, delivered);
   return observed(outcomes, described(events), lambda);
 }
 
@@ -299,7 +299,7 @@ function observed(
 ): Outcome[] {
   countOutcomes(metrics, outcomes);
   return outcomes.map((outcome, index) => {
-    if (outcome.kind === "delivered") return outcome;
+    if (outcome.kind === "done") return outcome;
     // The key is already out of every message; the webhook's secrets must be too.
     const safe = { ...outcome, message: redactSecrets(outcome.message, config) };
     for (const event of events[index] ?? [{}]) logFailure(safe, event);

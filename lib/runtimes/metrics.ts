@@ -104,7 +104,7 @@ const REJECTED: Record<Extract<Outcome, { kind: "rejected" }>["reason"], MetricN
   "api-key": "RejectedApiKey",
 };
 
-type Via = NonNullable<Extract<Outcome, { kind: "delivered" }>["via"]>;
+type Via = NonNullable<Extract<Outcome, { kind: "done" }>["via"]>;
 
 const DELIVERED_VIA: Record<Via, MetricName> = {
   unchanged: "SkippedUnchanged",
@@ -116,7 +116,7 @@ const DELIVERED_VIA: Record<Via, MetricName> = {
 /** Counts what became of each event. */
 export function countOutcomes(metrics: Metrics, outcomes: readonly Outcome[]): void {
   for (const outcome of outcomes) {
-    if (outcome.kind === "delivered") {
+    if (outcome.kind === "done") {
       metrics.count(outcome.via ? DELIVERED_VIA[outcome.via] : "Delivered");
     } else if (outcome.kind === "rejected") {
       metrics.count("Rejected");

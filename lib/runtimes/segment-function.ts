@@ -4,14 +4,14 @@
 // items for a batch. What Refiner took is remembered by messageId in this worker (`delivered`), so
 // that Segment's retry of the same events to the same worker sends nothing twice.
 
-import { deliverOnce, type Runtime } from "../delivery/deliver.ts";
-import {
-  type DeliveredIds,
-  deliveredIds,
-  type SegmentCache,
-  segmentCacheIds,
-} from "../delivery/delivered.ts";
 import { invalid } from "../outcome.ts";
+import { forwardOnce, type Runtime } from "../pipeline/forward.ts";
+import {
+  type IdempotencyStore,
+  idempotencyStore,
+  type SegmentCache,
+  segmentCacheStore,
+} from "../pipeline/idempotency.ts";
 import type { Fetch } from "../refiner/client.ts";
 import { type EventType, SEGMENT_HANDLERS } from "../segment/event.ts";
 import { parseSettings } from "../settings.ts";
@@ -38,13 +38,13 @@ export function segmentFunction(globals: SegmentGlobals): Record<string, Segment
     typeof globals.fetch === "function"
       ? (globals.fetch as Fetch)
       : () => Promise.reject(new Error("this runtime provides no fetch"));
-  // The messageIds Refiner took (lib/delivery/delivered.ts): Segment's `cache` where the runtime
+  // The messageIds Refiner took (lib/pipeline/idempotency.ts): Segment's `cache` where the runtime
   // has one, else a memory of the script's own. Either is this worker's alone.
   const cache = globals.cache as SegmentCache | null | undefined;
-  const delivered: DeliveredIds =
+  const delivered: IdempotencyStore =
     typeof cache === "object" && cache !== null && typeof cache.load === "function"
-      ? segmentCacheIds(cache)
-      : deliveredIds(undefined, () => {});
+      ? segmentCacheStore(cache)
+      : idempotencyStore(undefined, () => {});
   // Said once per key name in the function's log, which Segment shows with a failed event only.
   const notice = keyNotices((message, key) => globals.warn(`${message}: ${key}`));
   const runtime = (): Runtime => ({ fetch, startedAt: Date.now(), notice });
@@ -66,13 +66,13 @@ export async function segmentHandler(
   event: unknown,
   rawSettings: unknown,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: IdempotencyStore,
 ): Promise<void> {
   const parsed = parseSettings(rawSettings);
   if (!parsed.ok) throw toSegmentError(invalid(parsed.message));
   // The handler, not the event's `type` field, says which call it is.
-  const [outcome] = await deliverOnce([event], parsed.settings, runtime, delivered, () => type);
-  if (outcome && outcome.kind !== "delivered") throw toSegmentError(outcome);
+  const [outcome] = await forwardOnce([event], parsed.settings, runtime, delivered, () => type);
+  if (outcome && outcome.kind !== "done") throw toSegmentError(outcome);
 }
 
 /** Segment's `onBatch`: one `{status, errormessage?}` per event, in input order. */
@@ -80,12 +80,12 @@ export async function segmentBatchHandler(
   events: unknown,
   rawSettings: unknown,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: IdempotencyStore,
 ): Promise<BatchItem[]> {
   if (!Array.isArray(events)) throw toSegmentError(invalid("onBatch expects an array of events."));
   const parsed = parseSettings(rawSettings);
   const outcomes = parsed.ok
-    ? await deliverOnce(events, parsed.settings, runtime, delivered)
+    ? await forwardOnce(events, parsed.settings, runtime, delivered)
     : events.map(() => invalid(parsed.message));
   return outcomes.map(toBatchItem);
 }

@@ -5,10 +5,10 @@
 // destination sends with every request, in an `Authorization: Bearer` header or in the URL.
 
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import type { Runtime } from "../delivery/deliver.ts";
 import type { Outcome } from "../outcome.ts";
+import type { Runtime } from "../pipeline/forward.ts";
 import { answerOf, toBatchItem } from "./doors.ts";
-import { deliverAll, type LambdaInstance } from "./lambda.ts";
+import { dispatch, type LambdaInstance } from "./lambda.ts";
 import { type LambdaConfig, redactSecrets, webhookConfig } from "./lambda-config.ts";
 import { log } from "./log.ts";
 
@@ -93,12 +93,12 @@ async function authenticated(
   }
 
   if (Array.isArray(body)) {
-    const outcomes = await deliverAll(body, lambda, runtime);
+    const outcomes = await dispatch(body, lambda, runtime);
     return reply(batchStatus(outcomes), { results: outcomes.map(toBatchItem) });
   }
 
-  const [outcome] = await deliverAll([body], lambda, runtime);
-  if (!outcome || outcome.kind === "delivered") return reply(200, { status: 200 });
+  const [outcome] = await dispatch([body], lambda, runtime);
+  if (!outcome || outcome.kind === "done") return reply(200, { status: 200 });
   const status = answerOf(outcome).webhook;
   return reply(status, { status, error: outcome.message });
 }
@@ -264,7 +264,7 @@ function primitiveBefore(body: Uint8Array, start: number, end: number): Uint8Arr
 
 /**
  * One status for a whole batch. Any retryable item makes Segment send the batch again; what this
- * instance already delivered is then not sent twice (lib/delivery/recent-ids.ts). Otherwise 200, unless every
+ * instance already delivered is then not sent twice (lib/pipeline/recent-ids.ts). Otherwise 200, unless every
  * item was rejected.
  */
 function batchStatus(outcomes: Outcome[]): number {

@@ -5,7 +5,7 @@
 // The reference feeds it each Segment event alone, in arrival order, one request per event, as
 // the mapping makes it; the doors under test are judged by what the emulator received.
 
-import { planBatch } from "../../lib/delivery/plan.ts";
+import { planBatch } from "../../lib/pipeline/plan.ts";
 import type { RefinerCall } from "../../lib/refiner/client.ts";
 import type { Settings } from "../../lib/settings.ts";
 import type { RecordedRequest } from "../../local/refiner-emulator.ts";

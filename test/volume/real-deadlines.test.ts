@@ -1,7 +1,7 @@
 // The one real deadline of each runtime, against a Refiner that never answers: Segment kills a
 // call at 5 s, so the pasteable function and the Lambda doors give up at 4.5 s. These wait that
 // long, so they run in `npm run test:volume`; the main suite tests the same paths with injected,
-// shorter deadlines (test/delivery.test.ts, test/lambda.operations.test.ts). The time left when the
+// shorter deadlines (test/pipeline.test.ts, test/lambda.operations.test.ts). The time left when the
 // request starts is all the deadline's but what the start took, up to half a second on a busy
 // machine; each test may take the run's two minutes.
 

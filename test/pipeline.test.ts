@@ -6,9 +6,9 @@ import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import nodeFetch from "node-fetch";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { decide } from "../lib/delivery/decide.ts";
-import { deliver } from "../lib/delivery/deliver.ts";
-import { tokenBucket } from "../lib/delivery/pace.ts";
+import { decide } from "../lib/pipeline/decide.ts";
+import { forward } from "../lib/pipeline/forward.ts";
+import { tokenBucket } from "../lib/pipeline/pace.ts";
 import { boundedFetch, ENDPOINTS, type Fetch, request } from "../lib/refiner/client.ts";
 import { parseSettings } from "../lib/settings.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
@@ -19,7 +19,7 @@ const runtimes: [name: string, fetch: Fetch][] = [
   ["Node's fetch (Lambda, CLI)", boundedFetch(fetch as unknown as Fetch)],
 ];
 
-describe("deliver, with a 1.5 s deadline", () => {
+describe("forward, with a 1.5 s deadline", () => {
   let refiner: RefinerEmulator;
   beforeAll(async () => {
     refiner = await startRefinerEmulator({ apiKey: API_KEY });
@@ -42,7 +42,7 @@ describe("deliver, with a 1.5 s deadline", () => {
     // report, and does not start. One contact, so that its requests go one after another.
     vi.useFakeTimers({ toFake: ["Date"], now: 0 });
     let starts = 0;
-    const outcomes = await deliver(
+    const outcomes = await forward(
       tracks(60, () => "u1"),
       settings(),
       {
@@ -54,7 +54,7 @@ describe("deliver, with a 1.5 s deadline", () => {
         },
       },
     );
-    expect(outcomes.slice(0, 20)).toEqual(Array(20).fill({ kind: "delivered" }));
+    expect(outcomes.slice(0, 20)).toEqual(Array(20).fill({ kind: "done" }));
     expect(refiner.requests.map((request) => (request.body as { event: string }).event)).toEqual(
       Array.from({ length: 20 }, (_, i) => `E${i}`),
     );
@@ -76,7 +76,7 @@ describe("deliver, with a 1.5 s deadline", () => {
 
   it("keeps at most 8 requests open at once", async () => {
     answerOnceOpen(refiner, 8);
-    const outcomes = await deliver(
+    const outcomes = await forward(
       tracks(40, (i) => `u${i}`),
       settings(),
       {
@@ -85,7 +85,7 @@ describe("deliver, with a 1.5 s deadline", () => {
         budgetMs: 60_000,
       },
     );
-    expect(outcomes).toEqual(Array(40).fill({ kind: "delivered" }));
+    expect(outcomes).toEqual(Array(40).fill({ kind: "done" }));
     expect(refiner.requests).toHaveLength(40);
     // Side by side, not one after another, and no more.
     expect(refiner.maxInFlight).toBe(8);

@@ -12,7 +12,7 @@ import { beforeDeadline } from "./deadline.ts";
 import { messageIdOf } from "./plan.ts";
 import { RECENT_TTL_MS, type RecentIds, recentIds } from "./recent-ids.ts";
 
-export interface DeliveredIds {
+export interface IdempotencyStore {
   /** The ids among `ids` that were delivered before. Never rejects. */
   find(ids: readonly string[]): Promise<Set<string>>;
   /** Remembers that these were delivered. Never rejects. */
@@ -22,14 +22,14 @@ export interface DeliveredIds {
    * (epoch ms): a lookup after half the time left, so that delivery keeps the rest, and a write at
    * the deadline; either after TABLE_WAIT_MS at the most. Given up counts as unavailable.
    */
-  until(deadline: number): DeliveredIds;
+  until(deadline: number): IdempotencyStore;
 }
 
 /** The longest a door waits on the table: DynamoDB answers in milliseconds when it answers. */
 export const TABLE_WAIT_MS = 500;
 
 /** The shared table; both calls reject when DynamoDB cannot be reached. */
-export interface DeliveredTable {
+export interface IdempotencyTable {
   find(ids: readonly string[]): Promise<Set<string>>;
   record(ids: readonly string[]): Promise<void>;
 }
@@ -37,13 +37,14 @@ export interface DeliveredTable {
 /** What the caller does when the table fails: log it and count it. */
 export type Unavailable = (action: "find" | "record", error: unknown) => void;
 
-export function deliveredIds(
-  table: DeliveredTable | undefined,
+export function idempotencyStore(
+  table: IdempotencyTable | undefined,
   unavailable: Unavailable,
   memory: RecentIds = recentIds(),
-): DeliveredIds {
+): IdempotencyStore {
   return {
-    until: (deadline) => deliveredIds(table && tableUntil(table, deadline), unavailable, memory),
+    until: (deadline) =>
+      idempotencyStore(table && tableUntil(table, deadline), unavailable, memory),
     async find(ids) {
       const found = new Set(ids.filter((id) => memory.has(id)));
       const unknown = [...new Set(ids.filter((id) => !found.has(id)))];
@@ -81,9 +82,9 @@ export interface SegmentCache {
  * again to the same worker sends nothing twice. Each worker has its own cache, so a copy that
  * reaches another worker is sent again (docs/mapping.md says what that means).
  */
-export function segmentCacheIds(cache: SegmentCache): DeliveredIds {
+export function segmentCacheStore(cache: SegmentCache): IdempotencyStore {
   const key = (id: string) => `refiner-delivered:${id}`;
-  const ids: DeliveredIds = {
+  const ids: IdempotencyStore = {
     // The cache is in the worker's own memory: nothing to wait for.
     until: () => ids,
     async find(ids) {
@@ -113,7 +114,7 @@ export function segmentCacheIds(cache: SegmentCache): DeliveredIds {
   return ids;
 }
 
-function tableUntil(table: DeliveredTable, deadline: number): DeliveredTable {
+function tableUntil(table: IdempotencyTable, deadline: number): IdempotencyTable {
   /** The deadline of a call starting now that may take `share` of the time left. */
   const by = (share: number) => {
     const now = Date.now();
@@ -128,7 +129,7 @@ function tableUntil(table: DeliveredTable, deadline: number): DeliveredTable {
 /** Each event's messageId, and the positions of those Refiner already took. */
 export async function deliveredBefore(
   events: readonly unknown[],
-  delivered: DeliveredIds,
+  delivered: IdempotencyStore,
 ): Promise<{ ids: (string | undefined)[]; known: Map<number, Outcome> }> {
   const ids = events.map(messageIdOf);
   const done = await delivered.find(ids.filter((id) => id !== undefined));

@@ -19,7 +19,7 @@ import {
 import type { KeyNotice } from "../segment/traits.ts";
 import type { Settings } from "../settings.ts";
 import { decide } from "./decide.ts";
-import { type DeliveredIds, deliveredBefore } from "./delivered.ts";
+import { deliveredBefore, type IdempotencyStore } from "./idempotency.ts";
 import { type BatchPlan, contactOf, type PlannedRequest, planBatch, type TypeOf } from "./plan.ts";
 import { afterDelivery, hash, isUnchanged, type SentMemory } from "./unchanged.ts";
 
@@ -60,7 +60,7 @@ export interface Runtime {
 }
 
 /** `known`: what became of some events already; they are answered so and not sent. */
-export function deliver(
+export function forward(
   events: readonly unknown[],
   settings: Settings,
   runtime: Runtime,
@@ -78,22 +78,22 @@ export function deliver(
 }
 
 /**
- * `deliver`, with the messageIds Refiner already took answered as delivered and not sent again, and
+ * `forward`, with the messageIds Refiner already took answered as delivered and not sent again, and
  * those it takes now remembered: a door's answer to Segment's resends.
  */
-export async function deliverOnce(
+export async function forwardOnce(
   events: readonly unknown[],
   settings: Settings,
   runtime: Runtime,
-  delivered: DeliveredIds,
+  delivered: IdempotencyStore,
   typeOf?: TypeOf,
 ): Promise<Outcome[]> {
   const { ids, known } = await deliveredBefore(events, delivered);
-  const outcomes = await deliver(events, settings, runtime, typeOf, known);
+  const outcomes = await forward(events, settings, runtime, typeOf, known);
   await delivered.record(
     ids.filter(
       (id, index): id is string =>
-        id !== undefined && !known.has(index) && outcomes[index]?.kind === "delivered",
+        id !== undefined && !known.has(index) && outcomes[index]?.kind === "done",
     ),
   );
   return outcomes;
@@ -241,7 +241,7 @@ async function sendUnlessUnchanged(
   if (isUnchanged(call.body, state, skip.now())) return UNCHANGED;
 
   const outcome = await send(call, connection, deadline, runtime);
-  if (outcome.kind === "delivered") {
+  if (outcome.kind === "done") {
     await skip.memory.store(key, afterDelivery(call.body, state, skip.now() + skip.ttlMs));
   } else if (state) {
     // Refiner may have taken it even so (an answer lost, a timeout): the state is no longer known.
