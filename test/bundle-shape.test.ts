@@ -3,7 +3,6 @@
 // source map. The other tests run lib/ and cli/ from source; the few that run what was built are
 // named in test/code-shape.test.ts.
 
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import type { refinerPlugin } from "../lib/browser/plugin.ts";
 import { SETTINGS } from "../lib/settings.ts";
 import { HANDLER_NAMES, loadSegmentFunction, SEGMENT_FUNCTION } from "../local/segment-runtime.ts";
+import { runNode } from "./support/command.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -104,22 +104,7 @@ describe("dist/browser/", () => {
 
 describe("dist/cli/refiner-destination.js", () => {
   const CLI = join(ROOT, "dist", "cli", "refiner-destination.js");
-  const run = (nodeArgs: string[], args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
-        env: { PATH: process.env.PATH },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-        stdout += chunk;
-      });
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-        stderr += chunk;
-      });
-      child.stdin.end();
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
+  const run = (nodeArgs: string[], args: string[]) => runNode(CLI, args, { nodeArgs });
 
   it("runs as a command", async () => {
     expect(readFileSync(CLI, "utf8")).toMatch(/^#!\/usr\/bin\/env node\n/);

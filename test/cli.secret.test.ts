@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type LocalSecrets, startLocalSecrets } from "../local/secrets-emulator.ts";
 import { CLI } from "./support/cli.ts";
+import { startNode } from "./support/command.ts";
 
 const KEY = "rfk_live_9a8b7c6d5e4f3a2b";
 const SHARED = "whsec_shared_1f2e3d4c";
@@ -57,22 +58,12 @@ afterEach(() => {
 
 /** Starts the command; `done` resolves with what it printed. */
 function start(args: string[], env: Record<string, string | undefined>) {
-  const child = spawn(process.execPath, [CLI, "secret", ...args], { env });
-  children.add(child);
-  const result: Result = { status: null, stdout: "", stderr: "" };
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    result.stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    result.stderr += chunk;
-  });
-  const done = new Promise<Result>((resolve) =>
-    child.on("close", (status) => {
-      children.delete(child);
-      resolve({ ...result, status });
-    }),
-  );
-  return { child, result, done };
+  const { child, output, done } = startNode(CLI, ["secret", ...args], { env });
+  return {
+    child,
+    result: output,
+    done: done.then(({ code, stdout, stderr }): Result => ({ status: code, stdout, stderr })),
+  };
 }
 
 /** Runs the command with these lines on standard input. */

@@ -5,18 +5,19 @@
 // hanging, but nothing of it was taken). Each test runs the CLI several times, so each may take up
 // to a minute on a busy machine; none waits on the clock but the short --timeout of 1.5 s.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type RecordedRequest,
   type RefinerEmulator,
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
 import { CLI } from "./support/cli.ts";
+import { type Finished, startNode } from "./support/command.ts";
 import { API_KEY } from "./support/fixtures.ts";
 
 let refiner: RefinerEmulator;
@@ -35,12 +36,6 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "refiner-safety-"));
 });
 
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-});
-
 /** Refiner answers every request (201), and what it takes is counted. */
 function answerAll(): void {
   refiner.respond((request) => {
@@ -54,39 +49,13 @@ function takeIt(request: RecordedRequest): void {
   if (request.path === "/track-event") taken.push(`${body.id} ${body.event}`);
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = Finished;
 
-function start(
-  args: string[],
-  variables: Record<string, string> = {},
-): { child: ChildProcess; done: Promise<Run> } {
+function start(args: string[], variables: Record<string, string> = {}) {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith("REFINER_")),
   );
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: dir,
-    env: { ...env, ...variables },
-  });
-  children.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<Run>((resolve) =>
-    child.on("close", (code) => {
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { child, done };
+  return startNode(CLI, args, { cwd: dir, env: { ...env, ...variables } });
 }
 
 const sendArgs = (files: string[], extra: string[] = []) => [

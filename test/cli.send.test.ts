@@ -1,18 +1,18 @@
 // `refiner-destination send`, run as the built command against the emulator. Each case ends with
 // every deliverable event in Refiner exactly once, and the right counts, files and exit status.
 
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { constants, gunzipSync, gzipSync } from "node:zlib";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   type RecordedRequest,
   type RefinerEmulator,
   startRefinerEmulator,
 } from "../local/refiner-emulator.ts";
 import { CLI } from "./support/cli.ts";
+import { type Finished, startNode } from "./support/command.ts";
 import { API_KEY, busiestWindow, trackCounts } from "./support/fixtures.ts";
 import { size } from "./support/volume.ts";
 
@@ -28,12 +28,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "refiner-send-"));
 });
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = Finished;
 
 function environment(): NodeJS.ProcessEnv {
   return Object.fromEntries(
@@ -41,37 +36,9 @@ function environment(): NodeJS.ProcessEnv {
   );
 }
 
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  // A test that timed out must not leave its run sending into the next test's emulator.
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-});
-
 /** Starts the CLI in the test's own folder, where its default output files go. */
-function start(
-  args: string[],
-  nodeArgs: string[] = [],
-  env: Record<string, string> = {},
-): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
-    cwd: dir,
-    env: { ...environment(), ...env },
-  });
-  children.add(child);
-  child.on("close", () => children.delete(child));
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<Run>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
+function start(args: string[], nodeArgs: string[] = [], env: Record<string, string> = {}) {
+  return startNode(CLI, args, { nodeArgs, cwd: dir, env: { ...environment(), ...env } });
 }
 
 /** `send FILES…` against the emulator, fast: the rate limit is not what these cases test. */

@@ -2,26 +2,13 @@
 // unknown option, a missing value or an unknown command exits 2 with one line saying what is wrong
 // and the usage line, never a stack trace.
 
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { CLI } from "./support/cli.ts";
+import { runNode } from "./support/command.ts";
 
-function run(args: string[]) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    // No credentials, token or key: a --help or a usage error must need none of them.
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.stdin.end();
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// No credentials, token or key (runNode passes PATH alone): a --help or a usage error must need
+// none of them.
+const run = (args: string[]) => runNode(CLI, args);
 
 const USAGE_LINES = {
   send: "refiner-destination send FILE... [options]",

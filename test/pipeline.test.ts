@@ -2,8 +2,7 @@
 // deadline of each runtime is waited out in `npm run test:volume` (test/volume/real-deadlines.test.ts);
 // these check the same rules in a fraction of the time, by what was answered rather than by clocks.
 
-import { createServer, type RequestListener, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { RequestListener } from "node:http";
 import nodeFetch from "node-fetch";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { decide } from "../lib/pipeline/decide.ts";
@@ -13,6 +12,7 @@ import { boundedFetch, ENDPOINTS, type Fetch, request } from "../lib/refiner/cli
 import { parseSettings } from "../lib/settings.ts";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
 import { API_KEY, answerOnceOpen } from "./support/fixtures.ts";
+import { rawServers } from "./support/raw-server.ts";
 
 const runtimes: [name: string, fetch: Fetch][] = [
   ["node-fetch v2 (Segment)", nodeFetch as unknown as Fetch],
@@ -93,28 +93,19 @@ describe("forward, with a 1.5 s deadline", () => {
 });
 
 describe.each(runtimes)("request through %s, with a 500 ms limit", (_, runtimeFetch) => {
-  const servers: Server[] = [];
+  const serveRaw = rawServers();
   /** Resolves once the connection of the server's one request is closed. */
   let closed: Promise<void>;
-  async function serve(listener: RequestListener): Promise<string> {
+  function serve(listener: RequestListener): Promise<string> {
     let close = () => {};
     closed = new Promise((resolve) => {
       close = resolve;
     });
-    const server = createServer((req, res) => {
+    return serveRaw((req, res) => {
       res.on("close", close);
       listener(req, res);
     });
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
   }
-  afterAll(() => {
-    for (const server of servers) {
-      server.closeAllConnections();
-      server.close();
-    }
-  });
 
   it.each<[string, RequestListener]>([
     [

@@ -1,9 +1,3 @@
-// Hostile networks: raw node:http servers that redirect, trickle, flood, send HTML or broken JSON,
-// reset mid-answer or echo the key, against both runtimes' handlers built from source (the function with node-fetch v2, as
-// Segment gives it; the Lambda with Node's fetch).
-
-import { createServer, type RequestListener, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import nodeFetch from "node-fetch";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { type RefinerEmulator, startRefinerEmulator } from "../local/refiner-emulator.ts";
@@ -15,6 +9,7 @@ import {
   sign,
   webhookPost,
 } from "./support/lambda.ts";
+import { rawServers } from "./support/raw-server.ts";
 import {
   loadSegmentFunction,
   RetryError,
@@ -23,22 +18,8 @@ import {
   ValidationError,
 } from "./support/segment-function.ts";
 
-const servers: Server[] = [];
-
 /** A raw HTTP server on 127.0.0.1; returns its base URL as an apiBaseUrl. */
-async function serve(listener: RequestListener): Promise<string> {
-  const server = createServer(listener);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-}
-
-afterAll(() => {
-  for (const server of servers) {
-    server.closeAllConnections();
-    server.close();
-  }
-});
+const serve = rawServers();
 
 let fn: SegmentFunction;
 let lambda: LambdaHandlers;
