@@ -3,8 +3,9 @@
 
 export type Outcome =
   /**
-   * Done: Refiner took it, or needs nothing more (`via` says why no request was made: Refiner
-   * already has this body, or this messageId; or it was queued for the consumer).
+   * Done: delivered (Refiner took it; no `via`), or nothing is left to send (`via` says why no
+   * request was made: Refiner already has this body, or this messageId; it was queued for the
+   * consumer; or the settings leave it out).
    */
   | { kind: "done"; via?: "unchanged" | "already-delivered" | "queued" | "filtered" }
   /** Permanent: retrying the same event cannot succeed. */
@@ -28,6 +29,7 @@ export type Outcome =
 
 export type Failure = Exclude<Outcome, { kind: "done" }>;
 
+/** Delivered: Refiner took it. */
 export const DELIVERED: Outcome = { kind: "done" };
 export const UNCHANGED: Outcome = { kind: "done", via: "unchanged" };
 export const ALREADY_DELIVERED: Outcome = { kind: "done", via: "already-delivered" };

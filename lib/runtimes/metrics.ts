@@ -106,7 +106,7 @@ const REJECTED: Record<Extract<Outcome, { kind: "rejected" }>["reason"], MetricN
 
 type Via = NonNullable<Extract<Outcome, { kind: "done" }>["via"]>;
 
-const DELIVERED_VIA: Record<Via, MetricName> = {
+const DONE_VIA: Record<Via, MetricName> = {
   unchanged: "SkippedUnchanged",
   "already-delivered": "SkippedDelivered",
   queued: "Queued",
@@ -117,7 +117,7 @@ const DELIVERED_VIA: Record<Via, MetricName> = {
 export function countOutcomes(metrics: Metrics, outcomes: readonly Outcome[]): void {
   for (const outcome of outcomes) {
     if (outcome.kind === "done") {
-      metrics.count(outcome.via ? DELIVERED_VIA[outcome.via] : "Delivered");
+      metrics.count(outcome.via ? DONE_VIA[outcome.via] : "Delivered");
     } else if (outcome.kind === "rejected") {
       metrics.count("Rejected");
       metrics.count(REJECTED[outcome.reason]);
