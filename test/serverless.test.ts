@@ -184,7 +184,7 @@ let refiner: RefinerEmulator;
 let both: Promise<[Awaited<ReturnType<typeof packaged>>, Awaited<ReturnType<typeof packaged>>]>;
 let linted: Promise<string[]>;
 let refused: ReturnType<typeof refusedPackage>;
-let invoked: Promise<Awaited<ReturnType<typeof invokeLocally>>>;
+let invoked: Promise<{ stdout: string; requests: string[] }>;
 beforeAll(async () => {
   refiner = await startRefinerEmulator({ apiKey: API_KEY });
   // Queued with two External IDs for Segment's role; direct without one.
@@ -202,7 +202,19 @@ beforeAll(async () => {
     ),
   );
   refused = compiled.then(() => refusedPackage(CANARY));
-  invoked = compiled.then(() => invokeLocally(refiner.url));
+  // Kept with the requests the emulator took, until the bundle, the event or the emulator changes.
+  const invokeKey = keyOf(
+    [...PACKAGE_INPUTS, "events/identify.json", "local/refiner-emulator.ts"],
+    ["invoke local segment"],
+  );
+  invoked = compiled
+    .then(() =>
+      cachedRun("invoke", invokeKey, async () => {
+        const { stdout } = await invokeLocally(refiner.url);
+        return { stdout, requests: refiner.requests.map((r) => `${r.method} ${r.path}`) };
+      }),
+    )
+    .then(({ value }) => value);
   // Handled here too, so that no rejection goes unseen while a test waits on another.
   for (const promise of [both, linted, refused, invoked]) promise.catch(() => {});
 });
@@ -665,7 +677,7 @@ describe("the guard's checks of the deploy's values", () => {
 
 describe("serverless invoke local", () => {
   it("runs the segment function on events/identify.json with the variables of this shell", async () => {
-    const { stdout } = await invoked;
+    const { stdout, requests } = await invoked;
     // JSON log and metric lines, then the result. No table can be reached here, and the event is
     // delivered anyway.
     const lines = stdout.split("\n").filter((line) => line.startsWith("{") && line.endsWith("}"));
@@ -679,6 +691,6 @@ describe("serverless invoke local", () => {
     );
     const result = stdout.slice(stdout.lastIndexOf("\n{\n") + 1);
     expect(JSON.parse(result)).toEqual({ status: 200 });
-    expect(refiner.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /identify-user"]);
+    expect(requests).toEqual(["POST /identify-user"]);
   }, 180_000);
 });
