@@ -1,10 +1,10 @@
 // Node scripts run as a person runs them (the command, a probe beside the built CLI): what they
-// print is collected as it comes, and a test waits for their end. Every process started here that a
-// test leaves running (one that timed out) is killed after it, so that it cannot send into the
-// next test's emulator.
+// print is collected as it comes, and a test waits for their end. A process a test leaves running
+// (one that timed out) is killed when the test ends, so that it cannot send into the next test's
+// emulator: start them inside a test.
 
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { afterEach } from "vitest";
+import { onTestFinished } from "vitest";
 
 export interface Finished {
   code: number | null;
@@ -28,12 +28,6 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const running = new Set<ChildProcessWithoutNullStreams>();
-afterEach(() => {
-  for (const child of running) child.kill("SIGKILL");
-  running.clear();
-});
-
 /** Starts `node [nodeArgs] script args`. */
 export function startNode(
   script: string,
@@ -41,7 +35,9 @@ export function startNode(
   { nodeArgs = [], cwd, env = { PATH: process.env.PATH } }: StartOptions = {},
 ): Started {
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], { cwd, env });
-  running.add(child);
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
   const output = { stdout: "", stderr: "" };
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     output.stdout += chunk;
@@ -50,10 +46,7 @@ export function startNode(
     output.stderr += chunk;
   });
   const done = new Promise<Finished>((resolve) =>
-    child.on("close", (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal, ...output });
-    }),
+    child.on("close", (code, signal) => resolve({ code, signal, ...output })),
   );
   return { child, output, done };
 }
